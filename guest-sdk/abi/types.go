@@ -1,0 +1,101 @@
+package abi
+
+// Version is the ABI version this package speaks. A module reports the
+// version it was built for from its exported bw_abi_version function; the
+// host refuses modules whose version it does not support.
+const Version = 1
+
+// ErrorKind classifies why a call to a target failed. The set is closed for a
+// given ABI version; guests must treat unknown kinds like ErrorInternal.
+type ErrorKind string
+
+// The error kinds of ABI v1.
+const (
+	ErrorNone         ErrorKind = ""             // no error (stub generation on the success-less sync path, for instance)
+	ErrorTimeout      ErrorKind = "timeout"      // the target did not answer within the route's timeout
+	ErrorStatus       ErrorKind = "status"       // the target answered with a non-success status (see AttemptError.Status)
+	ErrorConnect      ErrorKind = "connect"      // the target could not be reached (refused, DNS, no responders)
+	ErrorBreakerOpen  ErrorKind = "breaker_open" // the target's circuit breaker is open: the call was not made
+	ErrorSwitchedOff  ErrorKind = "switched_off" // a kill switch disabled the route or target: the call was not made
+	ErrorBulkheadFull ErrorKind = "bulkhead_full"
+	ErrorRateLimited  ErrorKind = "rate_limited"
+	ErrorBadInput     ErrorKind = "bad_input"     // the message itself is unusable (e.g. the cache key template cannot read it)
+	ErrorUnknownRoute ErrorKind = "unknown_route" // the message was published on a subject no route serves
+	ErrorInternal     ErrorKind = "internal"      // anything else
+)
+
+// AttemptError describes one failed attempt.
+//
+// Wire fields: 1 attempt (varint), 2 at_unix_ms (varint), 3 kind (string),
+// 4 status (varint), 5 message (string).
+type AttemptError struct {
+	Attempt  uint32    `json:"attempt"`
+	AtUnixMs int64     `json:"at_unix_ms"`
+	Kind     ErrorKind `json:"kind"`
+	Status   int32     `json:"status,omitempty"`
+	Message  string    `json:"message"`
+}
+
+// Input is the record the host hands to every policy function.
+//
+// Wire fields: 1 route, 2 subject, 3 message_id (strings); 4 attempt,
+// 5 max_attempts (varint); 6 elapsed_ms (varint); 7 error (AttemptError,
+// embedded message); 8 breaker_state (string); 9 flags and 10 headers
+// (repeated entries, each an embedded message {1 key, 2 value}); 11 payload
+// (bytes); 12 config (bytes, the route's JSON config for this module);
+// 13 cache_available (varint bool); 14 cache_age_ms (varint);
+// 15 deadline_ms (varint, remaining time on the sync path, 0 on the async path).
+type Input struct {
+	Route       string `json:"route"`
+	Subject     string `json:"subject"`
+	MessageID   string `json:"message_id"`
+	Attempt     uint32 `json:"attempt"` // 1-based number of the attempt that just failed
+	MaxAttempts uint32 `json:"max_attempts"`
+	ElapsedMs   int64  `json:"elapsed_ms"` // since the message was first published
+	Error       AttemptError
+	// BreakerState is "closed", "open" or "half_open" ("" when the route has no breaker).
+	BreakerState   string            `json:"breaker_state"`
+	Flags          map[string]string `json:"flags,omitempty"`
+	Headers        map[string]string `json:"headers,omitempty"`
+	Payload        []byte            `json:"payload,omitempty"`
+	Config         []byte            `json:"config,omitempty"`
+	CacheAvailable bool              `json:"cache_available"`
+	CacheAgeMs     int64             `json:"cache_age_ms"`
+	DeadlineMs     int64             `json:"deadline_ms,omitempty"`
+}
+
+// RetryDecision is the output of a retry policy.
+//
+// Wire fields: 1 retry (varint bool), 2 delay_ms (varint), 3 reason (string).
+type RetryDecision struct {
+	Retry   bool   `json:"retry"`
+	DelayMs int64  `json:"delay_ms"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// FallbackAction names what the host does once retries are over.
+type FallbackAction string
+
+// The fallback actions of ABI v1.
+const (
+	FallbackCache      FallbackAction = "cache"       // serve the last-known-good value (falls through to stub, then dead letter, when none is fresh)
+	FallbackStub       FallbackAction = "stub"        // serve what the route's stub generator makes
+	FallbackDeadLetter FallbackAction = "dead_letter" // park the message on bw.dlq.<route> for manual review
+	FallbackFail       FallbackAction = "fail"        // sync path: answer with an error; async path: same as dead_letter (work is never dropped)
+)
+
+// FallbackDecision is the output of a fallback policy.
+//
+// Wire fields: 1 action (string), 2 reason (string).
+type FallbackDecision struct {
+	Action FallbackAction `json:"action"`
+	Reason string         `json:"reason,omitempty"`
+}
+
+// Stub is the output of a stub generator.
+//
+// Wire fields: 1 payload (bytes), 2 headers (repeated {1 key, 2 value}).
+type Stub struct {
+	Payload []byte            `json:"payload"`
+	Headers map[string]string `json:"headers,omitempty"`
+}

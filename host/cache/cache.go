@@ -1,0 +1,73 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Store reads and writes last-known-good values.
+type Store struct {
+	kv  jetstream.KeyValue
+	now func() time.Time
+}
+
+// New returns a Store on kv (the bw_cache bucket).
+func New(kv jetstream.KeyValue) *Store { return &Store{kv: kv, now: time.Now} }
+
+// Entry is a cached value.
+type Entry struct {
+	Value []byte
+	Age   time.Duration
+}
+
+// Put stores value as the last-known-good answer of route for key.
+func (s *Store) Put(ctx context.Context, route, key string, value []byte) error {
+	if _, err := s.kv.Put(ctx, Key(route, key), value); err != nil {
+		return fmt.Errorf("cache put %s/%s: %w", route, key, err)
+	}
+	return nil
+}
+
+// Get returns the value of route for key if one is stored and no older
+// than ttl; ok is false otherwise.
+func (s *Store) Get(ctx context.Context, route, key string, ttl time.Duration) (e Entry, ok bool, err error) {
+	kve, err := s.kv.Get(ctx, Key(route, key))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Entry{}, false, nil
+	}
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("cache get %s/%s: %w", route, key, err)
+	}
+	age := s.now().Sub(kve.Created())
+	if age < 0 {
+		age = 0
+	}
+	if ttl > 0 && age > ttl {
+		return Entry{Age: age}, false, nil
+	}
+	return Entry{Value: kve.Value(), Age: age}, true, nil
+}
+
+// Key maps a route and a rendered cache key to a KV key: characters a KV key
+// cannot hold are escaped as =XX, so distinct keys stay distinct.
+func Key(route, key string) string {
+	var b strings.Builder
+	b.Grow(len(route) + 1 + len(key))
+	b.WriteString(route)
+	b.WriteByte('.')
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '/':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "=%02X", c)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,179 @@
+package config
+
+import "time"
+
+// Config is the whole configuration of a runtime process.
+type Config struct {
+	// File is the path the configuration was read from ("" when none).
+	File string `mapstructure:"-"`
+
+	NATS    NATS    `mapstructure:"nats"`
+	HTTP    HTTP    `mapstructure:"http"`
+	Log     Log     `mapstructure:"log"`
+	Streams Streams `mapstructure:"streams"`
+	Modules Modules `mapstructure:"modules"`
+	Routes  []Route `mapstructure:"routes"`
+}
+
+// NATS says where the broker is: an external cluster when URL is set, else an
+// embedded server started in-process.
+type NATS struct {
+	// URL of an external NATS server or cluster (comma-separated seeds).
+	URL string `mapstructure:"url"`
+	// User and Password authenticate to the server (external or embedded).
+	User     string   `mapstructure:"user"`
+	Password string   `mapstructure:"password"`
+	Embedded Embedded `mapstructure:"embedded"`
+}
+
+// Embedded configures the in-process nats-server with JetStream.
+type Embedded struct {
+	// Host and Port the embedded server listens on for clients
+	// (CLI, producers). Port -1 picks a random free port.
+	Host string `mapstructure:"host"`
+	Port int    `mapstructure:"port"`
+	// StoreDir holds JetStream's file storage. Default: $XDG_STATE_HOME/breakwater
+	// (~/.local/state/breakwater), or ./data when there is no home directory.
+	StoreDir string `mapstructure:"store_dir"`
+	// MaxStore caps JetStream file storage in bytes (0: server default).
+	MaxStore int64 `mapstructure:"max_store"`
+}
+
+// HTTP configures the operator endpoints (/healthz, /readyz, /metrics).
+type HTTP struct {
+	// Listen is host:port; keep it on loopback unless fronted by a proxy.
+	Listen string `mapstructure:"listen"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `mapstructure:"level"`  // debug, info, warn, error
+	Format string `mapstructure:"format"` // json or text
+}
+
+// Streams configures the JetStream streams and buckets Breakwater creates.
+type Streams struct {
+	// Replicas for every stream and bucket (1 embedded; 3 on a cluster).
+	Replicas int `mapstructure:"replicas"`
+	// DuplicateWindow is the de-duplication window of the Nats-Msg-Id header
+	// on bw.in, bw.out and bw.dlq. It must exceed AckWait so that a crash
+	// between publishing an outcome and acking the input is still detected.
+	DuplicateWindow time.Duration `mapstructure:"duplicate_window"`
+	// OutMaxAge is how long results stay on bw.out.> (0: forever).
+	OutMaxAge time.Duration `mapstructure:"out_max_age"`
+	// DLQMaxAge is how long dead letters stay on bw.dlq.> (0: forever).
+	DLQMaxAge time.Duration `mapstructure:"dlq_max_age"`
+	// AckWait is how long a delivered message may stay unacknowledged before
+	// JetStream redelivers it (a crashed worker's messages come back after it).
+	AckWait time.Duration `mapstructure:"ack_wait"`
+	// PublishMaxPending bounds outstanding asynchronous publishes; beyond it
+	// workers stall (back-pressure) instead of buffering without limit.
+	PublishMaxPending int `mapstructure:"publish_max_pending"`
+}
+
+// Modules configures where policy modules come from and how they run.
+type Modules struct {
+	// Dir holds built-in .wasm modules routes may name (default ./modules).
+	Dir string `mapstructure:"dir"`
+	// CacheDir holds wazero's compilation cache ("" = in memory only).
+	CacheDir string `mapstructure:"cache_dir"`
+	// TrustedKeys are nkey public keys (U...) whose signatures are accepted;
+	// when set, unsigned or wrongly signed modules are refused (secure mode).
+	TrustedKeys []string `mapstructure:"trusted_keys"`
+	// PoolSize is the number of warm instances per module version.
+	PoolSize int `mapstructure:"pool_size"`
+	// Limits are the default per-call limits of every module call.
+	Limits Limits `mapstructure:"limits"`
+}
+
+// Limits bound one call into a policy module.
+type Limits struct {
+	Fuel        uint64        `mapstructure:"fuel"`
+	WallTime    time.Duration `mapstructure:"wall_time"`
+	MemoryPages uint32        `mapstructure:"memory_pages"`
+	OutputBytes uint32        `mapstructure:"output_bytes"`
+}
+
+// Route is one unit of work: messages on bw.in.<Name> (async) and
+// bw.call.<Name> (sync) are sent to Target under the route's guards.
+type Route struct {
+	// Name is a single NATS subject token: letters, digits, '-' and '_'.
+	Name   string `mapstructure:"name"`
+	Target Target `mapstructure:"target"`
+	// Timeout bounds one call to the target.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// MaxAttempts bounds calls per message (first call included).
+	MaxAttempts int `mapstructure:"max_attempts"`
+	// Concurrency bounds messages of this route processed at once by one instance.
+	Concurrency int     `mapstructure:"concurrency"`
+	Backoff     Backoff `mapstructure:"backoff"`
+	Cache       Cache   `mapstructure:"cache"`
+	// Stub is the native stub answer, used when no stub module is named.
+	Stub    *StaticStub  `mapstructure:"stub"`
+	Modules RouteModules `mapstructure:"modules"`
+}
+
+// Target is where a route's calls go: exactly one of HTTP or NATS.
+type Target struct {
+	// Name identifies the target for breakers, bulkheads and kill switches
+	// shared by several routes. Default: the route name.
+	Name string      `mapstructure:"name"`
+	HTTP *HTTPTarget `mapstructure:"http"`
+	NATS *NATSTarget `mapstructure:"nats"`
+}
+
+// HTTPTarget calls an HTTP endpoint. URL may hold template actions such as
+// {{.payload.sku}} rendered per message.
+type HTTPTarget struct {
+	Method  string            `mapstructure:"method"`
+	URL     string            `mapstructure:"url"`
+	Headers map[string]string `mapstructure:"headers"`
+}
+
+// NATSTarget calls a NATS service by request-reply on Subject.
+type NATSTarget struct {
+	Subject string `mapstructure:"subject"`
+}
+
+// Backoff is the native retry policy: exponential backoff with jitter.
+type Backoff struct {
+	Initial    time.Duration `mapstructure:"initial"`
+	Max        time.Duration `mapstructure:"max"`
+	Multiplier float64       `mapstructure:"multiplier"`
+	// Jitter is the randomization factor in [0,1]: the delay is drawn from
+	// [d*(1-j), d*(1+j)].
+	Jitter float64 `mapstructure:"jitter"`
+}
+
+// Cache configures last-known-good values in KV bw_cache.
+type Cache struct {
+	// Key is a template over the message ({{.payload.x}}, {{.headers.X}},
+	// {{.route}}, {{.subject}}); "" disables caching for the route.
+	Key string `mapstructure:"key"`
+	// TTL is how long a stored value counts as fresh.
+	TTL time.Duration `mapstructure:"ttl"`
+}
+
+// StaticStub is a fixed stand-in answer.
+type StaticStub struct {
+	Payload string            `mapstructure:"payload"`
+	Headers map[string]string `mapstructure:"headers"`
+}
+
+// RouteModules names the policy module per decision kind; nil means native.
+type RouteModules struct {
+	Retry    *ModuleRef `mapstructure:"retry"`
+	Fallback *ModuleRef `mapstructure:"fallback"`
+	Stub     *ModuleRef `mapstructure:"stub"`
+}
+
+// ModuleRef names a module (and optionally pins a version) with its config.
+type ModuleRef struct {
+	Name string `mapstructure:"name"`
+	// Version pins a version; "" follows the latest.
+	Version string `mapstructure:"version"`
+	// Config is handed to the module as JSON on every call.
+	Config map[string]any `mapstructure:"config"`
+	// Limits override the module defaults for this route (zero fields inherit).
+	Limits Limits `mapstructure:"limits"`
+}

@@ -1,0 +1,89 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Defaults applied before the file and environment are read.
+var defaults = map[string]any{
+	"nats.url":                    "",
+	"nats.user":                   "",
+	"nats.password":               "",
+	"nats.embedded.host":          "127.0.0.1",
+	"nats.embedded.port":          4222,
+	"nats.embedded.store_dir":     "",
+	"nats.embedded.max_store":     int64(0),
+	"http.listen":                 "127.0.0.1:8480",
+	"log.level":                   "info",
+	"log.format":                  "json",
+	"streams.replicas":            1,
+	"streams.duplicate_window":    2 * time.Minute,
+	"streams.out_max_age":         24 * time.Hour,
+	"streams.dlq_max_age":         time.Duration(0),
+	"streams.ack_wait":            30 * time.Second,
+	"streams.publish_max_pending": 4096,
+	"modules.dir":                 "./modules",
+	"modules.cache_dir":           "",
+	"modules.pool_size":           4,
+	"modules.limits.fuel":         uint64(10_000_000),
+	"modules.limits.wall_time":    50 * time.Millisecond,
+	"modules.limits.memory_pages": uint32(512),
+	"modules.limits.output_bytes": uint32(64 << 10),
+}
+
+// Route defaults, applied to every route field left at its zero value.
+const (
+	DefaultTimeout     = 2 * time.Second
+	DefaultMaxAttempts = 5
+	DefaultConcurrency = 64
+	DefaultCacheTTL    = 10 * time.Minute
+)
+
+// DefaultBackoff is the native retry policy's default.
+var DefaultBackoff = Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2, Jitter: 0.5}
+
+// defaultStoreDir is the JetStream directory when none is configured.
+func defaultStoreDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "breakwater", "jetstream")
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" {
+		return filepath.Join(home, ".local", "state", "breakwater", "jetstream")
+	}
+	return filepath.Join("data", "jetstream")
+}
+
+func (r *Route) applyDefaults() {
+	if r.Target.Name == "" {
+		r.Target.Name = r.Name
+	}
+	if r.Timeout == 0 {
+		r.Timeout = DefaultTimeout
+	}
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = DefaultMaxAttempts
+	}
+	if r.Concurrency == 0 {
+		r.Concurrency = DefaultConcurrency
+	}
+	if r.Backoff == (Backoff{}) {
+		r.Backoff = DefaultBackoff
+	}
+	if r.Backoff.Initial == 0 {
+		r.Backoff.Initial = DefaultBackoff.Initial
+	}
+	if r.Backoff.Max == 0 {
+		r.Backoff.Max = DefaultBackoff.Max
+	}
+	if r.Backoff.Multiplier == 0 {
+		r.Backoff.Multiplier = DefaultBackoff.Multiplier
+	}
+	if r.Cache.Key != "" && r.Cache.TTL == 0 {
+		r.Cache.TTL = DefaultCacheTTL
+	}
+	if h := r.Target.HTTP; h != nil && h.Method == "" {
+		h.Method = "POST"
+	}
+}

@@ -1,0 +1,82 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// EnvPrefix prefixes environment overrides: BW_NATS_URL sets nats.url,
+// BW_HTTP_LISTEN sets http.listen, and so on for every scalar key.
+const EnvPrefix = "BW"
+
+// Load reads the configuration: defaults, then the YAML file at path (""
+// means none), then BW_* environment variables, then flags that were set
+// explicitly (flag names are config keys, e.g. --nats.url). The result is
+// validated; any error names the offending field and the file.
+func Load(path string, flags *pflag.FlagSet) (*Config, error) {
+	v := viper.New()
+	for k, val := range defaults {
+		v.SetDefault(k, val)
+	}
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+
+	where := "defaults and environment"
+	if path != "" {
+		where = path
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("config file %s: does not exist (pass --config with the path of a YAML file, or omit it to run with defaults)", path)
+			}
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	if flags != nil {
+		var bindErr error
+		flags.Visit(func(f *pflag.Flag) {
+			if _, known := defaults[f.Name]; known && bindErr == nil {
+				bindErr = v.BindPFlag(f.Name, f)
+			}
+		})
+		if bindErr != nil {
+			return nil, fmt.Errorf("binding flags: %w", bindErr)
+		}
+	}
+
+	cfg := &Config{}
+	err := v.UnmarshalExact(cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", where, err)
+	}
+	cfg.File = path
+	if err := cfg.finish(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", where, err)
+	}
+	return cfg, nil
+}
+
+// finish applies derived defaults and validates.
+func (c *Config) finish() error {
+	if c.NATS.URL == "" && c.NATS.Embedded.StoreDir == "" {
+		c.NATS.Embedded.StoreDir = defaultStoreDir()
+	}
+	for i := range c.Routes {
+		c.Routes[i].applyDefaults()
+	}
+	return c.Validate()
+}

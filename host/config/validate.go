@@ -1,0 +1,160 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"text/template"
+)
+
+// FieldError is a validation failure of one configuration field.
+type FieldError struct {
+	Field  string // dotted path, e.g. routes[2].target.http.url
+	Reason string // what is wrong and what to do
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("field %s: %s", e.Field, e.Reason) }
+
+var routeNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// Validate checks the configuration; it returns every problem found, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+	if c.NATS.URL != "" {
+		for _, u := range strings.Split(c.NATS.URL, ",") {
+			if pu, err := url.Parse(strings.TrimSpace(u)); err != nil || pu.Host == "" {
+				bad("nats.url", "%q is not a NATS URL (want nats://host:port[,nats://...])", u)
+			}
+		}
+	} else {
+		if c.NATS.Embedded.Port < -1 || c.NATS.Embedded.Port > 65535 {
+			bad("nats.embedded.port", "%d is not a port (0..65535, or -1 for a random one)", c.NATS.Embedded.Port)
+		}
+		if net.ParseIP(c.NATS.Embedded.Host) == nil && c.NATS.Embedded.Host != "localhost" {
+			bad("nats.embedded.host", "%q is not an IP address", c.NATS.Embedded.Host)
+		}
+	}
+	if c.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+			bad("http.listen", "%q is not host:port (%v); use \"\" to disable", c.HTTP.Listen, err)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad("log.format", "%q is not json or text", c.Log.Format)
+	}
+	if c.Streams.Replicas < 1 || c.Streams.Replicas > 5 {
+		bad("streams.replicas", "%d is out of range 1..5", c.Streams.Replicas)
+	}
+	if c.Streams.AckWait <= 0 {
+		bad("streams.ack_wait", "must be positive")
+	}
+	if c.Streams.DuplicateWindow <= c.Streams.AckWait {
+		bad("streams.duplicate_window", "%v must exceed streams.ack_wait (%v) so a crash between publishing an outcome and acking is detected", c.Streams.DuplicateWindow, c.Streams.AckWait)
+	}
+	if c.Streams.PublishMaxPending < 1 {
+		bad("streams.publish_max_pending", "must be at least 1")
+	}
+	if c.Modules.PoolSize < 1 {
+		bad("modules.pool_size", "must be at least 1")
+	}
+	if len(c.Routes) == 0 {
+		bad("routes", "no routes configured: add at least one route (see examples/quickstart/breakwater.yaml)")
+	}
+	seen := map[string]int{}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		f := fmt.Sprintf("routes[%d]", i)
+		if r.Name == "" {
+			bad(f+".name", "missing: every route needs a name (one subject token)")
+		} else if !routeNameRE.MatchString(r.Name) {
+			bad(f+".name", "%q may hold only letters, digits, '-' and '_' (it becomes a subject token of bw.in.<name>)", r.Name)
+		} else if j, dup := seen[r.Name]; dup {
+			bad(f+".name", "%q is already the name of routes[%d]", r.Name, j)
+		} else {
+			seen[r.Name] = i
+		}
+		switch {
+		case r.Target.HTTP == nil && r.Target.NATS == nil:
+			bad(f+".target", "missing: set target.http (method, url) or target.nats (subject)")
+		case r.Target.HTTP != nil && r.Target.NATS != nil:
+			bad(f+".target", "set only one of target.http and target.nats")
+		case r.Target.HTTP != nil:
+			h := r.Target.HTTP
+			if h.URL == "" {
+				bad(f+".target.http.url", "missing")
+			} else if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+				bad(f+".target.http.url", "%q is not an http(s) URL", h.URL)
+			} else if _, err := template.New("url").Parse(h.URL); err != nil {
+				bad(f+".target.http.url", "template: %v", err)
+			}
+			switch h.Method {
+			case "GET", "POST", "PUT", "PATCH", "DELETE":
+			default:
+				bad(f+".target.http.method", "%q is not one of GET, POST, PUT, PATCH, DELETE", h.Method)
+			}
+		case r.Target.NATS != nil:
+			if r.Target.NATS.Subject == "" || strings.ContainsAny(r.Target.NATS.Subject, " *>") {
+				bad(f+".target.nats.subject", "%q is not a literal NATS subject", r.Target.NATS.Subject)
+			}
+		}
+		if r.Target.Name != "" && !routeNameRE.MatchString(r.Target.Name) {
+			bad(f+".target.name", "%q may hold only letters, digits, '-' and '_'", r.Target.Name)
+		}
+		if r.Timeout < 0 {
+			bad(f+".timeout", "must be positive")
+		}
+		if r.MaxAttempts < 1 {
+			bad(f+".max_attempts", "must be at least 1")
+		}
+		if r.Concurrency < 1 {
+			bad(f+".concurrency", "must be at least 1")
+		}
+		b := r.Backoff
+		if b.Initial <= 0 || b.Max < b.Initial {
+			bad(f+".backoff", "initial (%v) must be positive and max (%v) at least initial", b.Initial, b.Max)
+		}
+		if b.Multiplier < 1 {
+			bad(f+".backoff.multiplier", "%v must be at least 1", b.Multiplier)
+		}
+		if b.Jitter < 0 || b.Jitter > 1 {
+			bad(f+".backoff.jitter", "%v is out of range 0..1", b.Jitter)
+		}
+		if r.Cache.Key != "" {
+			if _, err := template.New("key").Parse(r.Cache.Key); err != nil {
+				bad(f+".cache.key", "template: %v", err)
+			}
+			if r.Cache.TTL < 0 {
+				bad(f+".cache.ttl", "must be positive")
+			}
+		}
+		for kind, m := range map[string]*ModuleRef{"retry": r.Modules.Retry, "fallback": r.Modules.Fallback, "stub": r.Modules.Stub} {
+			if m != nil && m.Name == "" {
+				bad(f+".modules."+kind+".name", "missing: name the module (see `runtime module list`)")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Route returns the route named name, or nil.
+func (c *Config) Route(name string) *Route {
+	for i := range c.Routes {
+		if c.Routes[i].Name == name {
+			return &c.Routes[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package deadletter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/breakwater-dev/breakwater/host/headers"
+	"github.com/breakwater-dev/breakwater/host/topology"
+)
+
+// Parked is a dead letter as stored: its record and its sequence in BW_DLQ.
+type Parked struct {
+	Seq    uint64
+	Record *Record
+	// Err is set, with Record nil, when the stored message is not a record
+	// (it is listed so an operator sees it, never skipped).
+	Err error
+}
+
+// List returns the dead letters of route, oldest first, at most limit (0: all).
+func List(ctx context.Context, js jetstream.JetStream, route string, limit int) ([]Parked, error) {
+	s, err := js.Stream(ctx, topology.StreamDLQ)
+	if err != nil {
+		return nil, fmt.Errorf("dead letters of %q: stream %s: %w", route, topology.StreamDLQ, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("dead letters of %q: %w", route, err)
+	}
+	if info.State.Msgs == 0 {
+		return nil, nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{topology.DLQ(route)}})
+	if err != nil {
+		return nil, fmt.Errorf("dead letters of %q: %w", route, err)
+	}
+	var out []Parked
+	for limit == 0 || len(out) < limit {
+		msg, err := c.Next(jetstream.FetchMaxWait(time.Second))
+		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("dead letters of %q: reading: %w", route, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return out, fmt.Errorf("dead letters of %q: %w", route, err)
+		}
+		rec, rerr := Unmarshal(msg.Data())
+		out = append(out, Parked{Seq: meta.Sequence.Stream, Record: rec, Err: rerr})
+		if meta.NumPending == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// Replay puts parked messages of route back on their bw.in subject with their
+// original payload and headers, then removes them from the DLQ. With ids
+// empty every dead letter of route is replayed; otherwise only those whose
+// message id or DLQ sequence is listed. It returns how many were replayed;
+// on error, those already replayed stay replayed and the rest stay parked.
+func Replay(ctx context.Context, js jetstream.JetStream, route string, ids []string) (int, error) {
+	parked, err := List(ctx, js, route, 0)
+	if err != nil {
+		return 0, err
+	}
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	s, err := js.Stream(ctx, topology.StreamDLQ)
+	if err != nil {
+		return 0, fmt.Errorf("replay %q: %w", route, err)
+	}
+	n := 0
+	for _, p := range parked {
+		if p.Record == nil {
+			continue // not a record: left for an operator to inspect
+		}
+		seq := strconv.FormatUint(p.Seq, 10)
+		if len(want) > 0 && !want[p.Record.MessageID] && !want[seq] {
+			continue
+		}
+		m := nats.NewMsg(p.Record.Subject)
+		m.Data = p.Record.Payload
+		for k, v := range p.Record.Headers {
+			m.Header[k] = v
+		}
+		// A fresh id per replay so de-duplication does not swallow it, yet a
+		// replay retried after a crash is still published once.
+		m.Header.Set(headers.MsgID, fmt.Sprintf("%s-replay-%d", p.Record.MessageID, p.Seq))
+		m.Header.Set(headers.Replayed, seq)
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			return n, fmt.Errorf("replay %q: publishing dead letter %d to %s: %w", route, p.Seq, p.Record.Subject, err)
+		}
+		if err := s.DeleteMsg(ctx, p.Seq); err != nil {
+			return n, fmt.Errorf("replay %q: removing dead letter %d after replaying it: %w", route, p.Seq, err)
+		}
+		n++
+	}
+	if len(want) > 0 && n == 0 {
+		return 0, fmt.Errorf("replay %q: no dead letter matches %v (see `runtime dlq list %s`)", route, ids, route)
+	}
+	return n, nil
+}

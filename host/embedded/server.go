@@ -1,0 +1,79 @@
+package embedded
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Options configures an embedded server.
+type Options struct {
+	Host     string // listen address for clients; default 127.0.0.1
+	Port     int    // -1 picks a random free port
+	StoreDir string // JetStream file storage; required
+	MaxStore int64  // 0: server default
+	Name     string // server name; default "breakwater"
+	// Users, when set, turn on authentication with these accounts' permissions.
+	Users []*server.User
+	// Logger receives the server's log lines (nil: silent).
+	Logger *slog.Logger
+	// ReadyTimeout bounds the wait for the server to accept connections.
+	ReadyTimeout time.Duration
+}
+
+// Start starts a nats-server with JetStream and waits until it accepts clients.
+func Start(o Options) (*server.Server, error) {
+	if o.StoreDir == "" {
+		return nil, fmt.Errorf("embedded nats: store dir is empty: set nats.embedded.store_dir")
+	}
+	if err := os.MkdirAll(o.StoreDir, 0o755); err != nil {
+		return nil, fmt.Errorf("embedded nats: store dir %s: %w", o.StoreDir, err)
+	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.Name == "" {
+		o.Name = "breakwater"
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 30 * time.Second
+	}
+	opts := &server.Options{
+		ServerName:             o.Name,
+		Host:                   o.Host,
+		Port:                   o.Port,
+		JetStream:              true,
+		StoreDir:               o.StoreDir,
+		JetStreamMaxStore:      o.MaxStore,
+		NoSigs:                 true,
+		MaxPayload:             8 << 20,
+		Users:                  o.Users,
+		DisableJetStreamBanner: true,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	if o.Logger != nil {
+		s.SetLoggerV2(&slogAdapter{l: o.Logger.With("component", "nats-server")}, false, false, false)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(o.ReadyTimeout) {
+		s.Shutdown()
+		return nil, fmt.Errorf("embedded nats: not ready for connections within %v (port %d in use? store dir %s locked by another process?)", o.ReadyTimeout, o.Port, o.StoreDir)
+	}
+	return s, nil
+}
+
+// slogAdapter routes nats-server logs to slog.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a *slogAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,43 @@
+package headers
+
+// Set by producers.
+const (
+	// MsgID is JetStream's de-duplication header: publish twice with the same
+	// value within the duplicate window and the message is processed once.
+	MsgID = "Nats-Msg-Id"
+	// ReplyTo names a subject the outcome is also published to (core NATS).
+	ReplyTo = "Bw-Reply-To"
+	// Deadline on a bw.call request: the caller's deadline in milliseconds
+	// from now; the shorter of it and the route's deadline applies.
+	Deadline = "Bw-Deadline-Ms"
+)
+
+// Set by Breakwater on outcomes (bw.out.<route>), sync replies and dead letters.
+const (
+	// Outcome is ok, cached, stub, dead (async) or error (sync).
+	Outcome = "Bw-Outcome"
+	// Attempts is the number of calls made to the target.
+	Attempts = "Bw-Attempts"
+	// OriginalID is the producer's Nats-Msg-Id, else the BW_IN stream sequence.
+	OriginalID = "Bw-Original-Id"
+	// Route is the route name.
+	Route = "Bw-Route"
+	// ErrorKind and Error describe the last failure (non-ok outcomes).
+	ErrorKind = "Bw-Error-Kind"
+	Error     = "Bw-Error"
+	// Status is the sync path's status code for error replies (HTTP-like: 503, 504, 400...).
+	Status = "Bw-Status"
+	// CacheAge is the age in milliseconds of a cached answer.
+	CacheAge = "Bw-Cache-Age-Ms"
+	// Replayed marks a message put back on bw.in by `runtime dlq replay`.
+	Replayed = "Bw-Replayed-From"
+)
+
+// Outcome values.
+const (
+	OutcomeOK     = "ok"
+	OutcomeCached = "cached"
+	OutcomeStub   = "stub"
+	OutcomeDead   = "dead"
+	OutcomeError  = "error"
+)

@@ -1,0 +1,67 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+)
+
+// BackoffRetry is the native retry policy: exponential backoff with jitter
+// (cenkalti/backoff/v4), bounded by the route's max attempts, retrying only
+// errors that another attempt can cure (see Retryable).
+type BackoffRetry struct {
+	Initial    time.Duration
+	Max        time.Duration
+	Multiplier float64
+	Jitter     float64 // randomization factor in [0,1]
+}
+
+// DecideRetry implements Retry.
+func (p *BackoffRetry) DecideRetry(_ context.Context, in *abi.Input) (abi.RetryDecision, error) {
+	if in.Attempt >= in.MaxAttempts {
+		return abi.RetryDecision{Reason: fmt.Sprintf("attempts exhausted (%d of %d)", in.Attempt, in.MaxAttempts)}, nil
+	}
+	if ok, why := Retryable(in.Error); !ok {
+		return abi.RetryDecision{Reason: why}, nil
+	}
+	return abi.RetryDecision{Retry: true, DelayMs: p.Delay(in.Attempt).Milliseconds(), Reason: "retryable " + string(in.Error.Kind)}, nil
+}
+
+// Delay is the jittered delay before the attempt following attempt n (1-based).
+func (p *BackoffRetry) Delay(n uint32) time.Duration {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     p.Initial,
+		RandomizationFactor: p.Jitter,
+		Multiplier:          p.Multiplier,
+		MaxInterval:         p.Max,
+		Clock:               backoff.SystemClock,
+	}
+	b.Reset()
+	d := b.NextBackOff()
+	for i := uint32(1); i < n; i++ {
+		d = b.NextBackOff()
+	}
+	return d
+}
+
+// Retryable reports whether another attempt could succeed after e, and why not.
+// Timeouts, connection errors, 5xx, 408, 429 and the local guards (breaker,
+// bulkhead, rate limit) are transient; other 4xx, bad input, switched-off
+// routes and unknown routes are not.
+func Retryable(e abi.AttemptError) (bool, string) {
+	switch e.Kind {
+	case abi.ErrorTimeout, abi.ErrorConnect, abi.ErrorBreakerOpen, abi.ErrorBulkheadFull, abi.ErrorRateLimited, abi.ErrorInternal:
+		return true, ""
+	case abi.ErrorStatus:
+		if e.Status >= 500 || e.Status == 408 || e.Status == 429 {
+			return true, ""
+		}
+		return false, fmt.Sprintf("status %d is not retryable", e.Status)
+	default:
+		return false, fmt.Sprintf("%s is not retryable", e.Kind)
+	}
+}

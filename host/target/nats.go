@@ -1,0 +1,48 @@
+package target
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+)
+
+// ServiceErrorCodeHeader is how NATS micro services report an error status;
+// a reply carrying it is a failed call with that status.
+const ServiceErrorCodeHeader = "Nats-Service-Error-Code"
+
+// NATS calls a NATS service by request-reply.
+type NATS struct {
+	nc      *nats.Conn
+	subject string
+}
+
+// NewNATS returns a caller sending requests to subject over nc.
+func NewNATS(nc *nats.Conn, subject string) *NATS { return &NATS{nc: nc, subject: subject} }
+
+// Call sends the payload and headers as a request and waits for the reply.
+func (n *NATS) Call(ctx context.Context, req *Request) (*Response, error) {
+	m := nats.NewMsg(n.subject)
+	m.Data = req.Message.Payload
+	for k, v := range req.Message.Headers {
+		m.Header[k] = v
+	}
+	reply, err := n.nc.RequestMsgWithContext(ctx, m)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil, &Error{Kind: abi.ErrorConnect, Message: fmt.Sprintf("nats %s: no responders", n.subject), Err: err}
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		return nil, &Error{Kind: abi.ErrorTimeout, Message: fmt.Sprintf("nats %s: no reply within the timeout", n.subject), Err: err}
+	case err != nil:
+		return nil, &Error{Kind: abi.ErrorConnect, Message: fmt.Sprintf("nats %s: %v", n.subject, err), Err: err}
+	}
+	if code := reply.Header.Get(ServiceErrorCodeHeader); code != "" {
+		status, _ := strconv.Atoi(code)
+		return nil, &Error{Kind: abi.ErrorStatus, Status: status, Message: fmt.Sprintf("nats %s answered error %s: %s", n.subject, code, snippet(reply.Data))}
+	}
+	return &Response{Body: reply.Data, Headers: reply.Header}, nil
+}

@@ -1,0 +1,159 @@
+package topology
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Options sizes what Ensure creates.
+type Options struct {
+	Replicas        int
+	DuplicateWindow time.Duration
+	OutMaxAge       time.Duration
+	DLQMaxAge       time.Duration
+	CacheMaxAge     time.Duration // the longest cache TTL of any route
+}
+
+// AttemptsMaxAge bounds how long an error history outlives a message that
+// never reached a terminal outcome (it is deleted at the outcome).
+const AttemptsMaxAge = 7 * 24 * time.Hour
+
+// Ensure creates or updates the streams and buckets.
+func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
+	streams := []jetstream.StreamConfig{
+		{Name: StreamIn, Subjects: []string{InPrefix + ">"}, Retention: jetstream.WorkQueuePolicy, Description: "Breakwater work: bw.in.<route>"},
+		{Name: StreamOut, Subjects: []string{OutPrefix + ">"}, Retention: jetstream.LimitsPolicy, MaxAge: o.OutMaxAge, Description: "Breakwater outcomes: bw.out.<route>"},
+		{Name: StreamDLQ, Subjects: []string{DLQPrefix + ">"}, Retention: jetstream.LimitsPolicy, MaxAge: o.DLQMaxAge, Description: "Breakwater dead letters: bw.dlq.<route>"},
+	}
+	for _, sc := range streams {
+		sc.Storage = jetstream.FileStorage
+		sc.Replicas = o.Replicas
+		sc.Duplicates = o.DuplicateWindow
+		sc.AllowDirect = true
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+	}
+	cacheAge := o.CacheMaxAge
+	if cacheAge <= 0 {
+		cacheAge = time.Hour
+	}
+	kvs := []jetstream.KeyValueConfig{
+		{Bucket: BucketCache, History: 1, TTL: cacheAge, Description: "last-known-good values"},
+		{Bucket: BucketFlags, History: 5, Description: "flags and kill switches"},
+		{Bucket: BucketAttempts, History: 1, TTL: AttemptsMaxAge, Description: "error history of messages being retried"},
+	}
+	for _, kc := range kvs {
+		kc.Storage = jetstream.FileStorage
+		kc.Replicas = o.Replicas
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return fmt.Errorf("bucket %s: %w", kc.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// ConsumerOptions shape a route's durable consumer.
+type ConsumerOptions struct {
+	AckWait       time.Duration
+	MaxAckPending int
+	Replicas      int
+}
+
+// EnsureRouteConsumer creates or updates route's durable pull consumer.
+func EnsureRouteConsumer(ctx context.Context, js jetstream.JetStream, route string, o ConsumerOptions) (jetstream.Consumer, error) {
+	c, err := js.CreateOrUpdateConsumer(ctx, StreamIn, routeConsumerConfig(route, o))
+	if err != nil {
+		return nil, fmt.Errorf("route %q: consumer %s: %w", route, RouteConsumer(route), err)
+	}
+	return c, nil
+}
+
+func routeConsumerConfig(route string, o ConsumerOptions) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       RouteConsumer(route),
+		Description:   "Breakwater route " + route,
+		FilterSubject: In(route),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.AckWait,
+		// Attempts are counted and bounded by the pipeline (a crash counts as
+		// one); the server must never drop a message on its own.
+		MaxDeliver:    -1,
+		MaxAckPending: o.MaxAckPending,
+		Replicas:      o.Replicas,
+	}
+}
+
+// RemoveStaleRouteConsumers deletes route consumers whose route is no longer
+// configured, so their subjects fall to the unrouted consumer.
+func RemoveStaleRouteConsumers(ctx context.Context, js jetstream.JetStream, routes []string) error {
+	s, err := js.Stream(ctx, StreamIn)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", StreamIn, err)
+	}
+	names := s.ConsumerNames(ctx)
+	var stale []string
+	for n := range names.Name() {
+		if r, ok := strings.CutPrefix(n, "route_"); ok && !slices.Contains(routes, r) {
+			stale = append(stale, n)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return fmt.Errorf("listing consumers of %s: %w", StreamIn, err)
+	}
+	for _, n := range stale {
+		if err := s.DeleteConsumer(ctx, n); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("deleting stale consumer %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// UnroutedSubjects lists bw.in subjects holding messages that no route in
+// routes serves.
+func UnroutedSubjects(ctx context.Context, js jetstream.JetStream, routes []string) ([]string, error) {
+	s, err := js.Stream(ctx, StreamIn)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", StreamIn, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(InPrefix+">"))
+	if err != nil {
+		return nil, fmt.Errorf("stream %s subjects: %w", StreamIn, err)
+	}
+	var out []string
+	for subj := range info.State.Subjects {
+		if r := RouteOfIn(subj); r == "" || !slices.Contains(routes, r) {
+			out = append(out, subj)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// EnsureUnroutedConsumer points the unrouted consumer at subjects (exact
+// subjects, so it never overlaps a route consumer on the work-queue stream).
+// With no subjects it returns nil, nil.
+func EnsureUnroutedConsumer(ctx context.Context, js jetstream.JetStream, subjects []string, o ConsumerOptions) (jetstream.Consumer, error) {
+	if len(subjects) == 0 {
+		return nil, nil
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, StreamIn, jetstream.ConsumerConfig{
+		Durable:        UnroutedConsumer,
+		Description:    "Breakwater: messages on subjects no route serves",
+		FilterSubjects: subjects,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        o.AckWait,
+		MaxDeliver:     -1,
+		Replicas:       o.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s for %v: %w", UnroutedConsumer, subjects, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,48 @@
+package topology
+
+import "strings"
+
+// Stream, bucket and subject names.
+const (
+	StreamIn  = "BW_IN"  // bw.in.<route>: work, work-queue retention
+	StreamOut = "BW_OUT" // bw.out.<route>: one terminal outcome per input
+	StreamDLQ = "BW_DLQ" // bw.dlq.<route>: dead letters for manual review
+
+	BucketCache    = "bw_cache"    // last-known-good values
+	BucketFlags    = "bw_flags"    // flags and kill switches
+	BucketAttempts = "bw_attempts" // error history of messages being retried
+	BucketModules  = "bw_modules"  // policy modules (object store)
+
+	InPrefix   = "bw.in."
+	OutPrefix  = "bw.out."
+	DLQPrefix  = "bw.dlq."
+	CallPrefix = "bw.call."
+
+	// UnroutedConsumer takes messages on bw.in subjects no route serves.
+	UnroutedConsumer = "unrouted"
+)
+
+// In returns the subject producers publish route's work on.
+func In(route string) string { return InPrefix + route }
+
+// Out returns the subject route's outcomes are published on.
+func Out(route string) string { return OutPrefix + route }
+
+// DLQ returns the subject route's dead letters are parked on.
+func DLQ(route string) string { return DLQPrefix + route }
+
+// Call returns the request-reply subject of route's sync path.
+func Call(route string) string { return CallPrefix + route }
+
+// RouteConsumer returns the durable consumer name of route.
+func RouteConsumer(route string) string { return "route_" + route }
+
+// RouteOfIn returns the route name of a bw.in subject ("" when it is not one
+// or has more than one token after the prefix).
+func RouteOfIn(subject string) string {
+	r, ok := strings.CutPrefix(subject, InPrefix)
+	if !ok || r == "" || strings.Contains(r, ".") {
+		return ""
+	}
+	return r
+}
