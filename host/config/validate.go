@@ -115,6 +115,8 @@ func (c *Config) Validate() error {
 		}
 		if r.Timeout < 0 {
 			bad(f+".timeout", "must be positive")
+		} else if r.Timeout >= c.Streams.AckWait {
+			bad(f+".timeout", "%v must be shorter than streams.ack_wait (%v), or JetStream redelivers messages still being worked on", r.Timeout, c.Streams.AckWait)
 		}
 		if r.MaxAttempts < 1 {
 			bad(f+".max_attempts", "must be at least 1")

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/breakwater-dev/breakwater/host/config"
+)
+
+// globalFlags are shared by every command.
+type globalFlags struct {
+	configPath string
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "runtime",
+		Short:         "Breakwater: a WebAssembly-extensible resilience runtime on NATS JetStream",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", os.Getenv("BW_CONFIG"), "YAML config file (env BW_CONFIG)")
+	root.AddCommand(newServeCmd(g), newDLQCmd(g))
+	return root
+}
+
+// loadConfig loads the config file, environment and explicitly set flags.
+func (g *globalFlags) loadConfig(flags *pflag.FlagSet) (*config.Config, error) {
+	return config.Load(g.configPath, flags)
+}
+
+// newLogger builds the process logger from the log section.
+func newLogger(c config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// connect opens a client connection for operator commands: to nats.url, or
+// to the embedded server a running `runtime serve` listens on.
+func connect(cfg *config.Config) (*nats.Conn, jetstream.JetStream, error) {
+	url := cfg.NATS.URL
+	if url == "" {
+		url = fmt.Sprintf("nats://%s:%d", cfg.NATS.Embedded.Host, cfg.NATS.Embedded.Port)
+	}
+	opts := []nats.Option{nats.Name("breakwater-cli"), nats.Timeout(5 * time.Second)}
+	if cfg.NATS.User != "" {
+		opts = append(opts, nats.UserInfo(cfg.NATS.User, cfg.NATS.Password))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to NATS at %s: %w (is `runtime serve` running with this config? or set nats.url)", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+// opContext bounds an operator command.
+func opContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, 30*time.Second)
+}

@@ -1,0 +1,256 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/breakwater-dev/breakwater/host/cache"
+	"github.com/breakwater-dev/breakwater/host/topology"
+)
+
+// Options configures a Pipeline.
+type Options struct {
+	JS       jetstream.JetStream
+	NC       *nats.Conn
+	Routes   []*Route
+	Logger   *slog.Logger
+	Observer Observer // nil: NopObserver
+	// AckWait and MaxAckPending shape the durable consumers.
+	AckWait       time.Duration
+	MaxAckPending int
+	Replicas      int
+	// UnroutedInterval is how often subjects no route serves are looked for.
+	UnroutedInterval time.Duration
+	// ShutdownGrace bounds how long in-flight messages may finish after Run's
+	// context ends; unfinished ones are redelivered after AckWait.
+	ShutdownGrace time.Duration
+}
+
+// Pipeline processes the routes' work. Create it with New, then Run it.
+type Pipeline struct {
+	o       Options
+	js      jetstream.JetStream
+	nc      *nats.Conn
+	log     *slog.Logger
+	obs     Observer
+	routes  map[string]*Route
+	cache   *cache.Store
+	history history
+	outs    jetstream.Stream
+
+	running atomic.Int32 // consumers running
+	wanted  int32
+}
+
+// New opens the buckets and streams the pipeline uses (topology.Ensure must
+// have created them) and creates the routes' durable consumers.
+func New(ctx context.Context, o Options) (*Pipeline, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
+	if o.UnroutedInterval == 0 {
+		o.UnroutedInterval = 2 * time.Second
+	}
+	if o.ShutdownGrace == 0 {
+		o.ShutdownGrace = 10 * time.Second
+	}
+	if o.MaxAckPending == 0 {
+		o.MaxAckPending = 65536
+	}
+	p := &Pipeline{o: o, js: o.JS, nc: o.NC, log: o.Logger, obs: o.Observer, routes: map[string]*Route{}}
+	for _, r := range o.Routes {
+		p.routes[r.Name] = r
+	}
+	p.wanted = int32(len(p.routes))
+	cacheKV, err := o.JS.KeyValue(ctx, topology.BucketCache)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: bucket %s: %w", topology.BucketCache, err)
+	}
+	p.cache = cache.New(cacheKV)
+	attemptsKV, err := o.JS.KeyValue(ctx, topology.BucketAttempts)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: bucket %s: %w", topology.BucketAttempts, err)
+	}
+	p.history = history{kv: attemptsKV}
+	if p.outs, err = o.JS.Stream(ctx, topology.StreamOut); err != nil {
+		return nil, fmt.Errorf("pipeline: stream %s: %w", topology.StreamOut, err)
+	}
+	if err := topology.RemoveStaleRouteConsumers(ctx, o.JS, p.routeNames()); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	return p, nil
+}
+
+func (p *Pipeline) routeNames() []string {
+	names := make([]string, 0, len(p.routes))
+	for n := range p.routes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Route returns the route named name, or nil.
+func (p *Pipeline) Route(name string) *Route { return p.routes[name] }
+
+// Ready reports nil once every route consumes.
+func (p *Pipeline) Ready() error {
+	if n := p.running.Load(); n < p.wanted {
+		return fmt.Errorf("pipeline: %d of %d route consumers running", n, len(p.routes))
+	}
+	return nil
+}
+
+// Run consumes every route until ctx ends, then lets in-flight messages
+// finish (up to ShutdownGrace) and returns.
+func (p *Pipeline) Run(ctx context.Context) error {
+	// Work outlives ctx by the grace period: a target call cut short by a
+	// shutdown would be a needless failure and retry.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var consumers, workers sync.WaitGroup
+	copts := topology.ConsumerOptions{AckWait: p.o.AckWait, MaxAckPending: p.o.MaxAckPending, Replicas: p.o.Replicas}
+	for _, name := range p.routeNames() {
+		r := p.routes[name]
+		cons, err := topology.EnsureRouteConsumer(ctx, p.js, r.Name, copts)
+		if err != nil {
+			return err
+		}
+		consumers.Add(1)
+		go func() {
+			defer consumers.Done()
+			p.consume(ctx, work, &workers, cons, r.Concurrency, true, func(ctx context.Context, m jetstream.Msg) { p.process(ctx, r, m) })
+		}()
+	}
+	consumers.Add(1)
+	go func() {
+		defer consumers.Done()
+		p.sweepUnrouted(ctx, work, &workers, copts)
+	}()
+	<-ctx.Done()
+	consumers.Wait()
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(p.o.ShutdownGrace):
+		p.log.Warn("shutdown grace over; in-flight messages will be redelivered", slog.Duration("grace", p.o.ShutdownGrace))
+		stopWork()
+		<-done
+	}
+	return nil
+}
+
+// consume pulls messages from cons and processes up to concurrency at once.
+// The slot is taken before the next message is pulled, so a slow target
+// holds back only its own route's consumer.
+func (p *Pipeline) consume(ctx, work context.Context, workers *sync.WaitGroup, cons jetstream.Consumer, concurrency int, counted bool, handle func(context.Context, jetstream.Msg)) {
+	name := cons.CachedInfo().Name
+	it, err := cons.Messages(jetstream.PullMaxMessages(concurrency))
+	if err != nil {
+		p.log.Error("consumer cannot start", slog.String("consumer", name), slog.String("error", err.Error()))
+		return
+	}
+	if counted {
+		p.running.Add(1)
+		defer p.running.Add(-1)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	slots := make(chan struct{}, concurrency)
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		msg, err := it.Next()
+		if err != nil {
+			<-slots
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return
+			}
+			p.log.Warn("consumer: pull failed; retrying", slog.String("consumer", name), slog.String("error", err.Error()))
+			select {
+			case <-time.After(250 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			defer func() { <-slots }()
+			defer p.recoverPanic(msg)
+			handle(work, msg)
+		}()
+	}
+}
+
+// recoverPanic keeps a bug in processing one message from crashing the
+// process: the message is retried later, and the panic is logged.
+func (p *Pipeline) recoverPanic(msg jetstream.Msg) {
+	if v := recover(); v != nil {
+		p.log.Error("panic while processing a message; it will be redelivered", slog.String("subject", msg.Subject()), slog.Any("panic", v))
+		_ = msg.NakWithDelay(5 * time.Second)
+	}
+}
+
+// sweepUnrouted looks for messages on bw.in subjects no route serves and
+// dead-letters them, so they are never stranded in the work queue.
+func (p *Pipeline) sweepUnrouted(ctx, work context.Context, workers *sync.WaitGroup, copts topology.ConsumerOptions) {
+	var current []string
+	var stopConsumer context.CancelFunc
+	var consumerDone chan struct{}
+	stop := func() {
+		if stopConsumer != nil {
+			stopConsumer()
+			<-consumerDone
+			stopConsumer = nil
+		}
+	}
+	defer stop()
+	tick := time.NewTicker(p.o.UnroutedInterval)
+	defer tick.Stop()
+	for {
+		subjects, err := topology.UnroutedSubjects(ctx, p.js, p.routeNames())
+		if err != nil && ctx.Err() == nil {
+			p.log.Warn("looking for unrouted subjects failed", slog.String("error", err.Error()))
+		}
+		if err == nil && len(subjects) > 0 && !slices.Equal(subjects, current) {
+			stop()
+			cons, err := topology.EnsureUnroutedConsumer(ctx, p.js, subjects, copts)
+			if err != nil {
+				p.log.Warn("unrouted consumer", slog.String("error", err.Error()))
+			} else {
+				current = subjects
+				p.log.Warn("messages on subjects no route serves: dead-lettering them", slog.Any("subjects", subjects))
+				cctx, cancel := context.WithCancel(ctx)
+				stopConsumer, consumerDone = cancel, make(chan struct{})
+				go func() {
+					defer close(consumerDone)
+					p.consume(cctx, work, workers, cons, 16, false, p.processUnrouted)
+				}()
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,223 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+	"github.com/breakwater-dev/breakwater/host/cache"
+	"github.com/breakwater-dev/breakwater/host/headers"
+	"github.com/breakwater-dev/breakwater/host/render"
+	"github.com/breakwater-dev/breakwater/host/target"
+	"github.com/breakwater-dev/breakwater/host/topology"
+)
+
+// job is one delivery of one message.
+type job struct {
+	msg       jetstream.Msg
+	token     string // bw.in.<token>: the route name, or the unrouted remainder
+	seq       uint64 // sequence in BW_IN: the message's identity
+	id        string // the producer's Nats-Msg-Id, else the sequence
+	attempt   uint32 // delivery number, 1-based
+	firstSeen time.Time
+	start     time.Time
+}
+
+func newJob(msg jetstream.Msg) (*job, error) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return nil, fmt.Errorf("message on %s has no JetStream metadata: %w", msg.Subject(), err)
+	}
+	j := &job{
+		msg:       msg,
+		token:     strings.TrimPrefix(msg.Subject(), topology.InPrefix),
+		seq:       meta.Sequence.Stream,
+		attempt:   uint32(meta.NumDelivered),
+		firstSeen: meta.Timestamp,
+		start:     time.Now(),
+	}
+	if j.id = msg.Headers().Get(headers.MsgID); j.id == "" {
+		j.id = strconv.FormatUint(j.seq, 10)
+	}
+	return j, nil
+}
+
+func (j *job) historyKey() string { return historyKey(j.token, j.seq) }
+
+// claimID is the Nats-Msg-Id of the message's terminal outcome.
+func (j *job) claimID() string { return j.token + ":" + strconv.FormatUint(j.seq, 10) }
+
+func (j *job) input(r *Route) *abi.Input {
+	return &abi.Input{
+		Route:       r.Name,
+		Subject:     j.msg.Subject(),
+		MessageID:   j.id,
+		Attempt:     j.attempt,
+		MaxAttempts: r.MaxAttempts,
+		ElapsedMs:   time.Since(j.firstSeen).Milliseconds(),
+		Headers:     flatten(j.msg.Headers()),
+		Payload:     j.msg.Data(),
+	}
+}
+
+func flatten(h map[string][]string) map[string]string {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		if len(v) > 0 {
+			out[k] = v[0]
+		}
+	}
+	return out
+}
+
+// process handles one delivery of a route's message through to a retry
+// (NakWithDelay) or a terminal outcome (ack).
+func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
+	j, err := newJob(msg)
+	if err != nil {
+		p.log.Error("cannot process message; it will be redelivered", slog.String("route", r.Name), slog.String("error", err.Error()))
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	in := j.input(r)
+	m := &render.Message{Route: r.Name, Subject: msg.Subject(), MessageID: j.id, Headers: msg.Headers(), Payload: msg.Data()}
+
+	var key string
+	if r.CacheKey != nil {
+		if key, err = r.CacheKey.Execute(m); err != nil {
+			ae := abi.AttemptError{Attempt: j.attempt, AtUnixMs: time.Now().UnixMilli(), Kind: abi.ErrorBadInput, Message: err.Error()}
+			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeDead, errs: []abi.AttemptError{ae}, attempts: 0,
+				reason: "bad input: the message cannot be processed as published; fix the producer, then replay"})
+			return
+		}
+	}
+
+	var hist []abi.AttemptError
+	if j.attempt > 1 {
+		if hist, err = p.history.load(ctx, j.historyKey()); err != nil {
+			p.retryLater(j, r.Name, err)
+			return
+		}
+		if len(hist) < int(j.attempt)-1 {
+			p.obs.Redelivered(r.Name)
+		}
+	}
+
+	var reason string
+	if j.attempt > r.MaxAttempts {
+		// Delivered more often than allowed without a decision to retry
+		// (crashes or ack timeouts): do not call the target again.
+		ae := abi.AttemptError{Attempt: j.attempt, AtUnixMs: time.Now().UnixMilli(), Kind: abi.ErrorInternal,
+			Message: fmt.Sprintf("delivered %d times without an outcome (crashes or ack timeouts); max_attempts is %d", j.attempt, r.MaxAttempts)}
+		hist = append(hist, ae)
+		in.Error = ae
+		reason = "attempts exhausted by redeliveries"
+	} else {
+		callCtx, cancel := context.WithTimeout(ctx, r.Timeout)
+		t0 := time.Now()
+		resp, err := r.Caller.Call(callCtx, &target.Request{Message: m})
+		cancel()
+		if err == nil {
+			p.obs.Attempt(r.Name, r.Target, "", time.Since(t0))
+			if key != "" {
+				if err := p.cache.Put(ctx, r.Name, key, resp.Body); err != nil {
+					p.log.Warn("storing last-known-good value failed", slog.String("route", r.Name), slog.String("message_id", j.id), slog.String("error", err.Error()))
+				}
+			}
+			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeOK, payload: resp.Body, attempts: j.attempt, cleanHistory: j.attempt > 1})
+			return
+		}
+		te := target.Classify(err)
+		p.obs.Attempt(r.Name, r.Target, te.Kind, time.Since(t0))
+		ae := abi.AttemptError{Attempt: j.attempt, AtUnixMs: time.Now().UnixMilli(), Kind: te.Kind, Status: int32(te.Status), Message: te.Message}
+		hist = append(hist, ae)
+		in.Error = ae
+		if te.Kind == abi.ErrorBadInput {
+			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeDead, errs: hist, attempts: j.attempt, cleanHistory: true,
+				reason: "bad input: the message cannot be processed as published; fix the producer, then replay"})
+			return
+		}
+		d := p.decideRetry(ctx, r, in)
+		if d.Retry {
+			if err := p.history.save(ctx, j.historyKey(), hist); err != nil {
+				p.log.Warn("saving attempt history failed; the dead letter may miss this attempt", slog.String("route", r.Name), slog.String("message_id", j.id), slog.String("error", err.Error()))
+			}
+			delay := time.Duration(d.DelayMs) * time.Millisecond
+			if err := msg.NakWithDelay(delay); err != nil {
+				p.log.Warn("scheduling retry failed; JetStream redelivers after ack wait", slog.String("route", r.Name), slog.String("message_id", j.id), slog.String("error", err.Error()))
+			}
+			p.obs.Retry(r.Name, j.attempt, delay)
+			p.log.Info("retry scheduled", slog.String("route", r.Name), slog.String("message_id", j.id), slog.Uint64("attempt", uint64(j.attempt)),
+				slog.String("outcome", "retry"), slog.Duration("delay", delay), slog.String("error_kind", string(te.Kind)), slog.String("error", te.Message), slog.String("reason", d.Reason))
+			return
+		}
+		reason = d.Reason
+	}
+	p.fallback(ctx, j, r, in, key, hist, reason)
+}
+
+// fallback serves a message that will not be retried: cached value, stub,
+// or dead letter, as the fallback policy chooses.
+func (p *Pipeline) fallback(ctx context.Context, j *job, r *Route, in *abi.Input, key string, hist []abi.AttemptError, reason string) {
+	attempts := min(j.attempt, r.MaxAttempts)
+	var cached cache.Entry
+	if key != "" {
+		var ok bool
+		var err error
+		cached, ok, err = p.cache.Get(ctx, r.Name, key, r.CacheTTL)
+		if err != nil {
+			p.retryLater(j, r.Name, err)
+			return
+		}
+		in.CacheAvailable, in.CacheAgeMs = ok, cached.Age.Milliseconds()
+	}
+	fd := p.chooseFallback(ctx, r, in)
+	if fd.Reason != "" {
+		reason = reason + "; " + fd.Reason
+	}
+	t := terminal{errs: hist, attempts: attempts, reason: reason, cleanHistory: true}
+	switch fd.Action {
+	case abi.FallbackCache:
+		if in.CacheAvailable {
+			t.outcome, t.payload, t.cacheAge = headers.OutcomeCached, cached.Value, cached.Age
+			break
+		}
+		fallthrough
+	case abi.FallbackStub:
+		if s, ok := p.generateStub(ctx, r, in); ok {
+			t.outcome, t.payload, t.stubHeaders = headers.OutcomeStub, s.Payload, s.Headers
+		}
+	}
+	if t.outcome == "" {
+		t.outcome = headers.OutcomeDead
+	}
+	p.finish(ctx, j, r.Name, t)
+}
+
+// processUnrouted dead-letters a message published on a subject no route serves.
+func (p *Pipeline) processUnrouted(ctx context.Context, msg jetstream.Msg) {
+	j, err := newJob(msg)
+	if err != nil {
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	ae := abi.AttemptError{Attempt: j.attempt, AtUnixMs: time.Now().UnixMilli(), Kind: abi.ErrorUnknownRoute,
+		Message: fmt.Sprintf("no route serves %s: add a route named %q to the config (or publish to bw.in.<route> of a configured route), then `runtime dlq replay %s`", msg.Subject(), j.token, j.token)}
+	p.finish(ctx, j, "", terminal{outcome: headers.OutcomeDead, errs: []abi.AttemptError{ae}, reason: "unknown route"})
+}
+
+// retryLater puts a message back after an internal failure (KV unavailable,
+// say): nothing is decided, nothing is lost.
+func (p *Pipeline) retryLater(j *job, route string, err error) {
+	p.log.Warn("internal failure; message will be redelivered", slog.String("route", route), slog.String("message_id", j.id), slog.String("error", err.Error()))
+	_ = j.msg.NakWithDelay(time.Second)
+}

@@ -1,0 +1,237 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/breakwater-dev/breakwater/host/config"
+	"github.com/breakwater-dev/breakwater/host/deadletter"
+	"github.com/breakwater-dev/breakwater/host/headers"
+	"github.com/breakwater-dev/breakwater/host/service"
+	"github.com/breakwater-dev/breakwater/host/topology"
+)
+
+// env is a running service on an embedded NATS server (random loopback
+// port, temporary store) with a client connection and every outcome seen.
+type env struct {
+	t    *testing.T
+	svc  *service.Service
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	logs *syncBuffer
+
+	mu       sync.Mutex
+	outcomes []*nats.Msg
+	started  bool
+	cancel   context.CancelFunc
+	done     chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// baseConfig is prepended to every test's routes.
+const baseConfig = `
+nats:
+  embedded:
+    port: -1
+    store_dir: %s
+http:
+  listen: 127.0.0.1:0
+log:
+  level: debug
+streams:
+  ack_wait: 5s
+  duplicate_window: 1m
+`
+
+// newEnv starts a service with routesYAML (a "routes:" section). The
+// pipeline does not run until run is called, so a test can prepare the
+// streams first.
+func newEnv(t *testing.T, routesYAML string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "breakwater.yaml")
+	yaml := fmt.Sprintf(baseConfig, filepath.Join(dir, "js")) + routesYAML
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, nil)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx := context.Background()
+	svc, err := service.Start(ctx, cfg, log)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	e := &env{t: t, svc: svc, logs: logs, done: make(chan error, 1)}
+	t.Cleanup(e.stop)
+	if e.nc, err = nats.Connect(svc.NATSURL()); err != nil {
+		t.Fatal(err)
+	}
+	if e.js, err = jetstream.New(e.nc); err != nil {
+		t.Fatal(err)
+	}
+	// Outcomes are read from the stream, as consumers should: JetStream's
+	// de-duplication applies there (a core subscriber may see a duplicate
+	// publish that the stream dropped).
+	outs, err := e.js.OrderedConsumer(ctx, topology.StreamOut, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := outs.Consume(func(m jetstream.Msg) {
+		e.mu.Lock()
+		e.outcomes = append(e.outcomes, &nats.Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
+		e.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return e
+}
+
+func (e *env) run() {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.started = true
+	go func() { e.done <- e.svc.Run(ctx) }()
+}
+
+func (e *env) stop() {
+	if e.nc != nil {
+		e.nc.Close()
+	}
+	if !e.started {
+		e.svc.Close()
+		return
+	}
+	e.cancel()
+	select {
+	case <-e.done:
+	case <-time.After(20 * time.Second):
+		e.t.Error("service did not stop within 20s")
+	}
+	if e.t.Failed() {
+		e.t.Logf("service log:\n%s", e.logs.String())
+	}
+}
+
+// publish publishes payload on bw.in.<route> with msgID (and extra headers)
+// and returns the stream sequence.
+func (e *env) publish(route, msgID string, payload string, hdr ...string) *jetstream.PubAck {
+	e.t.Helper()
+	m := nats.NewMsg("bw.in." + route)
+	m.Data = []byte(payload)
+	if msgID != "" {
+		m.Header.Set(headers.MsgID, msgID)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		m.Header.Set(hdr[i], hdr[i+1])
+	}
+	ack, err := e.js.PublishMsg(context.Background(), m)
+	if err != nil {
+		e.t.Fatalf("publish: %v", err)
+	}
+	return ack
+}
+
+// outcome waits (bounded) for the outcome of the message with msgID.
+func (e *env) outcome(msgID string) *nats.Msg {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := e.find(msgID); m != nil {
+			return m
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.t.Fatalf("no outcome for message %q within 20s", msgID)
+	return nil
+}
+
+func (e *env) find(msgID string) *nats.Msg {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range e.outcomes {
+		if m.Header.Get(headers.OriginalID) == msgID {
+			return m
+		}
+	}
+	return nil
+}
+
+// count returns how many outcomes were seen for msgID.
+func (e *env) count(msgID string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, m := range e.outcomes {
+		if m.Header.Get(headers.OriginalID) == msgID {
+			n++
+		}
+	}
+	return n
+}
+
+// logLine returns the first JSON log line containing every fragment.
+func (e *env) logLine(fragments ...string) string {
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		ok := true
+		for _, f := range fragments {
+			if !strings.Contains(line, f) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return line
+		}
+	}
+	return ""
+}
+
+// deadLetters polls (bounded) until route has want dead letters and returns them.
+func (e *env) deadLetters(route string, want int) []deadletter.Parked {
+	e.t.Helper()
+	var parked []deadletter.Parked
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var err error
+		if parked, err = deadletter.List(context.Background(), e.js, route, 0); err != nil {
+			e.t.Fatalf("dead letters of %s: %v", route, err)
+		}
+		if len(parked) >= want {
+			break
+		}
+	}
+	return parked
+}

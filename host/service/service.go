@@ -1,0 +1,200 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/breakwater-dev/breakwater/host/config"
+	"github.com/breakwater-dev/breakwater/host/embedded"
+	"github.com/breakwater-dev/breakwater/host/pipeline"
+	"github.com/breakwater-dev/breakwater/host/topology"
+)
+
+// Service is a started Breakwater instance. Start it, Run it, and it stops
+// when Run's context ends.
+type Service struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	srv  *server.Server // nil with an external NATS
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	pipe *pipeline.Pipeline
+	http *http.Server
+	ln   net.Listener
+
+	closeOnce sync.Once
+}
+
+// Start connects (starting the embedded NATS server unless nats.url is set),
+// creates the streams, buckets and consumers, builds the routes and opens
+// the HTTP listener. On any error everything started so far is stopped: the
+// process never runs half-configured.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Service, err error) {
+	s := &Service{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := s.connect(); err != nil {
+		return nil, err
+	}
+	if err := topology.Ensure(ctx, s.js, topology.Options{
+		Replicas:        cfg.Streams.Replicas,
+		DuplicateWindow: cfg.Streams.DuplicateWindow,
+		OutMaxAge:       cfg.Streams.OutMaxAge,
+		DLQMaxAge:       cfg.Streams.DLQMaxAge,
+		CacheMaxAge:     maxCacheTTL(cfg),
+	}); err != nil {
+		return nil, fmt.Errorf("creating streams and buckets: %w", err)
+	}
+	routes := make([]*pipeline.Route, 0, len(cfg.Routes))
+	for i := range cfg.Routes {
+		r, err := pipeline.NewRoute(ctx, &cfg.Routes[i], s.nc, nil)
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, r)
+	}
+	if s.pipe, err = pipeline.New(ctx, pipeline.Options{
+		JS:       s.js,
+		NC:       s.nc,
+		Routes:   routes,
+		Logger:   log,
+		AckWait:  cfg.Streams.AckWait,
+		Replicas: cfg.Streams.Replicas,
+	}); err != nil {
+		return nil, err
+	}
+	if cfg.HTTP.Listen != "" {
+		if s.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+			return nil, fmt.Errorf("http.listen %s: %w (is another runtime running? set http.listen to a free port)", cfg.HTTP.Listen, err)
+		}
+		s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 5 * time.Second}
+		// Health endpoints answer from now on: /readyz says not ready
+		// until Run has every route consuming.
+		go func() {
+			if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("http server stopped", slog.String("error", err.Error()))
+			}
+		}()
+	}
+	return s, nil
+}
+
+func maxCacheTTL(cfg *config.Config) time.Duration {
+	var m time.Duration
+	for _, r := range cfg.Routes {
+		m = max(m, r.Cache.TTL)
+	}
+	return m
+}
+
+// connect starts the embedded server when no nats.url is configured, then
+// connects to NATS and JetStream.
+func (s *Service) connect() error {
+	cfg := s.cfg
+	opts := []nats.Option{
+		nats.Name("breakwater"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				s.log.Warn("nats disconnected; reconnecting", slog.String("error", err.Error()))
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("nats reconnected", slog.String("url", nc.ConnectedUrl())) }),
+	}
+	if cfg.NATS.User != "" {
+		opts = append(opts, nats.UserInfo(cfg.NATS.User, cfg.NATS.Password))
+	}
+	url := cfg.NATS.URL
+	if url == "" {
+		srv, err := embedded.Start(embedded.Options{
+			Host:     cfg.NATS.Embedded.Host,
+			Port:     cfg.NATS.Embedded.Port,
+			StoreDir: cfg.NATS.Embedded.StoreDir,
+			MaxStore: cfg.NATS.Embedded.MaxStore,
+			Logger:   s.log,
+		})
+		if err != nil {
+			return err
+		}
+		s.srv = srv
+		url = srv.ClientURL()
+		opts = append(opts, nats.InProcessServer(srv))
+		s.log.Info("embedded NATS server with JetStream started", slog.String("url", url), slog.String("store_dir", cfg.NATS.Embedded.StoreDir))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("connecting to NATS at %s: %w (is the server running? check nats.url)", url, err)
+	}
+	s.nc = nc
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(cfg.Streams.PublishMaxPending))
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	s.js = js
+	return nil
+}
+
+// NATSURL is the client URL of the NATS server the service uses.
+func (s *Service) NATSURL() string {
+	if s.srv != nil {
+		return s.srv.ClientURL()
+	}
+	return s.nc.ConnectedUrl()
+}
+
+// HTTPAddr is the address the health endpoints listen on ("" when disabled).
+func (s *Service) HTTPAddr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Run processes work until ctx ends, then shuts down gracefully and closes
+// everything Start opened.
+func (s *Service) Run(ctx context.Context) error {
+	defer s.Close()
+	s.log.Info("breakwater running", slog.Int("routes", len(s.cfg.Routes)), slog.String("nats", s.NATSURL()), slog.String("http", s.HTTPAddr()))
+	err := s.pipe.Run(ctx)
+	s.log.Info("breakwater stopped")
+	return err
+}
+
+// Close stops everything Start opened. It is safe to call more than once.
+func (s *Service) Close() {
+	s.closeOnce.Do(func() {
+		if s.http != nil {
+			shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = s.http.Shutdown(shutCtx)
+			cancel()
+		} else if s.ln != nil {
+			_ = s.ln.Close()
+		}
+		if s.nc != nil {
+			_ = s.nc.Drain()
+			deadline := time.Now().Add(5 * time.Second)
+			for !s.nc.IsClosed() && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			s.nc.Close()
+		}
+		if s.srv != nil {
+			s.srv.Shutdown()
+			s.srv.WaitForShutdown()
+		}
+	})
+}
