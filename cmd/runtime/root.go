@@ -29,7 +29,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", os.Getenv("BW_CONFIG"), "YAML config file (env BW_CONFIG)")
-	root.AddCommand(newServeCmd(g), newDLQCmd(g))
+	root.AddCommand(newServeCmd(g), newDLQCmd(g), newPublishCmd(g))
 	return root
 }
 

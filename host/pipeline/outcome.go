@@ -158,8 +158,8 @@ func (p *Pipeline) logOutcome(j *job, route string, t terminal) {
 		slog.Uint64("attempt", uint64(j.attempt)),
 		slog.Uint64("attempts", uint64(t.attempts)),
 		slog.String("outcome", t.outcome),
-		slog.Duration("duration", time.Since(j.start)),
-		slog.Duration("since_first_seen", time.Since(j.firstSeen)),
+		slog.Float64("duration_ms", ms(time.Since(j.start))),
+		slog.Float64("since_first_seen_ms", ms(time.Since(j.firstSeen))),
 	}
 	level := slog.LevelInfo
 	if len(t.errs) > 0 {
@@ -174,3 +174,6 @@ func (p *Pipeline) logOutcome(j *job, route string, t terminal) {
 	}
 	p.log.LogAttrs(context.Background(), level, "outcome", attrs...)
 }
+
+// ms is d in milliseconds, for log lines people read.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -157,7 +157,7 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 			}
 			p.obs.Retry(r.Name, j.attempt, delay)
 			p.log.Info("retry scheduled", slog.String("route", r.Name), slog.String("message_id", j.id), slog.Uint64("attempt", uint64(j.attempt)),
-				slog.String("outcome", "retry"), slog.Duration("delay", delay), slog.String("error_kind", string(te.Kind)), slog.String("error", te.Message), slog.String("reason", d.Reason))
+				slog.String("outcome", "retry"), slog.Float64("delay_ms", ms(delay)), slog.String("error_kind", string(te.Kind)), slog.String("error", te.Message), slog.String("reason", d.Reason))
 			return
 		}
 		reason = d.Reason

@@ -166,7 +166,7 @@ func TestOutcomes(t *testing.T) {
 			if string(rec.Payload) != tc.payload {
 				t.Errorf("dead letter payload %q, want %q", rec.Payload, tc.payload)
 			}
-			if line := e.logLine(`"msg":"outcome"`, `"message_id":"`+tc.id+`"`, `"outcome":"dead"`, `"route":"orders"`, `"duration"`, `"error_kind"`); line == "" {
+			if line := e.logLine(`"msg":"outcome"`, `"message_id":"`+tc.id+`"`, `"outcome":"dead"`, `"route":"orders"`, `"duration_ms"`, `"error_kind"`); line == "" {
 				t.Errorf("no terminal log line with route, message id, outcome, duration and error for %s", tc.id)
 			}
 		})
