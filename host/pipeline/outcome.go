@@ -77,7 +77,10 @@ func (p *Pipeline) finish(ctx context.Context, j *job, route string, t terminal)
 			p.log.Warn("removing attempt history failed; it expires on its own", slog.String("route", route), slog.String("error", err.Error()))
 		}
 	}
-	if err := j.msg.DoubleAck(ctx); err != nil {
+	// A plain ack: if it is lost, the redelivery finds the outcome claimed
+	// and only completes it, so waiting for the server's confirmation would
+	// cost a round trip per message for nothing.
+	if err := j.msg.Ack(); err != nil {
 		// The outcome is claimed: a redelivery only completes it.
 		p.log.Warn("ack failed; the message will be redelivered and its claimed outcome completed", slog.String("route", route),
 			slog.String("message_id", j.id), slog.String("error", err.Error()))
