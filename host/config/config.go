@@ -111,6 +111,47 @@ type Route struct {
 	// Stub is the native stub answer, used when no stub module is named.
 	Stub    *StaticStub  `mapstructure:"stub"`
 	Modules RouteModules `mapstructure:"modules"`
+	// Deadline bounds a sync call (bw.call.<name>) end to end, retries and
+	// fallback included; a caller's Bw-Deadline-Ms may shorten it.
+	// Default: timeout × max_attempts, at most 10s.
+	Deadline time.Duration `mapstructure:"deadline"`
+	// RateLimit limits this route's calls (per instance); nil: unlimited.
+	RateLimit *RateLimit `mapstructure:"rate_limit"`
+	// Hedge sends a second attempt when the first is slow; nil: off.
+	Hedge *Hedge `mapstructure:"hedge"`
+}
+
+// Breaker configures a target's circuit breaker.
+type Breaker struct {
+	// FailureThreshold consecutive failures open the breaker (default 5).
+	FailureThreshold int `mapstructure:"failure_threshold"`
+	// FailureRate (0..1, 0 off) opens it when the share of failures among at
+	// least MinRequests calls in Window reaches it.
+	FailureRate  float64       `mapstructure:"failure_rate"`
+	MinRequests  int           `mapstructure:"min_requests"`
+	Window       time.Duration `mapstructure:"window"`
+	ResetTimeout time.Duration `mapstructure:"reset_timeout"` // open → half-open (default 30s)
+	// HalfOpenProbes bounds concurrent trial calls when half-open (default 1).
+	HalfOpenProbes int `mapstructure:"half_open_probes"`
+}
+
+// Bulkhead bounds concurrent calls to a target.
+type Bulkhead struct {
+	MaxConcurrent int           `mapstructure:"max_concurrent"`
+	MaxWait       time.Duration `mapstructure:"max_wait"` // wait for a slot before failing fast (default 0)
+}
+
+// RateLimit is a token bucket.
+type RateLimit struct {
+	PerSecond float64       `mapstructure:"per_second"`
+	Burst     int           `mapstructure:"burst"`    // default: max(1, per_second)
+	MaxWait   time.Duration `mapstructure:"max_wait"` // wait for a token before failing fast (default 0)
+}
+
+// Hedge configures hedged requests.
+type Hedge struct {
+	Delay       time.Duration `mapstructure:"delay"`        // send the next attempt after this long without an answer
+	MaxAttempts int           `mapstructure:"max_attempts"` // concurrent attempts in all (default 2)
 }
 
 // Target is where a route's calls go: exactly one of HTTP or NATS.
@@ -120,6 +161,10 @@ type Target struct {
 	Name string      `mapstructure:"name"`
 	HTTP *HTTPTarget `mapstructure:"http"`
 	NATS *NATSTarget `mapstructure:"nats"`
+	// Guards shared by every route calling this target (nil: off).
+	Breaker   *Breaker   `mapstructure:"breaker"`
+	Bulkhead  *Bulkhead  `mapstructure:"bulkhead"`
+	RateLimit *RateLimit `mapstructure:"rate_limit"`
 }
 
 // HTTPTarget calls an HTTP endpoint. URL may hold template actions such as

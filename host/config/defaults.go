@@ -83,6 +83,34 @@ func (r *Route) applyDefaults() {
 	if r.Cache.Key != "" && r.Cache.TTL == 0 {
 		r.Cache.TTL = DefaultCacheTTL
 	}
+	if r.Deadline == 0 {
+		r.Deadline = min(r.Timeout*time.Duration(max(r.MaxAttempts, 1)), 10*time.Second)
+	}
+	if b := r.Target.Breaker; b != nil {
+		if b.FailureThreshold == 0 {
+			b.FailureThreshold = 5
+		}
+		if b.ResetTimeout == 0 {
+			b.ResetTimeout = 30 * time.Second
+		}
+		if b.HalfOpenProbes == 0 {
+			b.HalfOpenProbes = 1
+		}
+		if b.Window == 0 {
+			b.Window = 10 * time.Second
+		}
+		if b.MinRequests == 0 {
+			b.MinRequests = 20
+		}
+	}
+	for _, rl := range []*RateLimit{r.RateLimit, r.Target.RateLimit} {
+		if rl != nil && rl.Burst == 0 {
+			rl.Burst = max(1, int(rl.PerSecond))
+		}
+	}
+	if r.Hedge != nil && r.Hedge.MaxAttempts == 0 {
+		r.Hedge.MaxAttempts = 2
+	}
 	if h := r.Target.HTTP; h != nil && h.Method == "" {
 		h.Method = "POST"
 	}

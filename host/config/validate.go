@@ -142,6 +142,31 @@ func (c *Config) Validate() error {
 				bad(f+".cache.ttl", "must be positive")
 			}
 		}
+		if r.Deadline < 0 {
+			bad(f+".deadline", "must be positive")
+		}
+		if b := r.Target.Breaker; b != nil {
+			if b.FailureThreshold < 1 {
+				bad(f+".target.breaker.failure_threshold", "must be at least 1")
+			}
+			if b.FailureRate < 0 || b.FailureRate > 1 {
+				bad(f+".target.breaker.failure_rate", "%v is out of range 0..1", b.FailureRate)
+			}
+			if b.ResetTimeout <= 0 || b.Window <= 0 || b.HalfOpenProbes < 1 || b.MinRequests < 1 {
+				bad(f+".target.breaker", "reset_timeout and window must be positive, half_open_probes and min_requests at least 1")
+			}
+		}
+		if b := r.Target.Bulkhead; b != nil && (b.MaxConcurrent < 1 || b.MaxWait < 0) {
+			bad(f+".target.bulkhead", "max_concurrent must be at least 1 and max_wait not negative")
+		}
+		for where, rl := range map[string]*RateLimit{".rate_limit": r.RateLimit, ".target.rate_limit": r.Target.RateLimit} {
+			if rl != nil && (rl.PerSecond <= 0 || rl.Burst < 1 || rl.MaxWait < 0) {
+				bad(f+where, "per_second must be positive, burst at least 1, max_wait not negative")
+			}
+		}
+		if h := r.Hedge; h != nil && (h.Delay <= 0 || h.MaxAttempts < 2 || h.MaxAttempts > 5) {
+			bad(f+".hedge", "delay must be positive and max_attempts 2..5")
+		}
 		for kind, m := range map[string]*ModuleRef{"retry": r.Modules.Retry, "fallback": r.Modules.Fallback, "stub": r.Modules.Stub} {
 			if m != nil && m.Name == "" {
 				bad(f+".modules."+kind+".name", "missing: name the module (see `runtime module list`)")

@@ -24,6 +24,8 @@ type Options struct {
 	Routes   []*Route
 	Logger   *slog.Logger
 	Observer Observer // nil: NopObserver
+	// Switches turns routes and targets off (nil: always on).
+	Switches Switches
 	// AckWait and MaxAckPending shape the durable consumers.
 	AckWait       time.Duration
 	MaxAckPending int
@@ -47,8 +49,9 @@ type Pipeline struct {
 	history history
 	outs    jetstream.Stream
 
-	running atomic.Int32 // consumers running
-	wanted  int32
+	running   atomic.Int32 // consumers running
+	wanted    int32
+	syncReady atomic.Bool // bw.call subscriptions in place
 }
 
 // New opens the buckets and streams the pipeline uses (topology.Ensure must
@@ -110,6 +113,9 @@ func (p *Pipeline) Ready() error {
 	if n := p.running.Load(); n < p.wanted {
 		return fmt.Errorf("pipeline: %d of %d route consumers running", n, len(p.routes))
 	}
+	if !p.syncReady.Load() {
+		return fmt.Errorf("pipeline: sync path (bw.call subscriptions) not ready")
+	}
 	return nil
 }
 
@@ -139,7 +145,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		defer consumers.Done()
 		p.sweepUnrouted(ctx, work, &workers, copts)
 	}()
+	subs, err := p.serveCalls(ctx, work, &workers)
+	if err != nil {
+		p.log.Error("sync path unavailable", slog.String("error", err.Error()))
+	} else {
+		p.syncReady.Store(true)
+	}
 	<-ctx.Done()
+	for _, s := range subs {
+		_ = s.Unsubscribe()
+	}
 	consumers.Wait()
 	done := make(chan struct{})
 	go func() { workers.Wait(); close(done) }()

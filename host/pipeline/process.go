@@ -123,11 +123,9 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 		reason = "attempts exhausted by redeliveries"
 	} else {
 		callCtx, cancel := context.WithTimeout(ctx, r.Timeout)
-		t0 := time.Now()
-		resp, err := r.Caller.Call(callCtx, &target.Request{Message: m})
+		resp, te := p.callTarget(callCtx, r, m, in)
 		cancel()
-		if err == nil {
-			p.obs.Attempt(r.Name, r.Target, "", time.Since(t0))
+		if te == nil {
 			if key != "" {
 				if err := p.cache.Put(ctx, r.Name, key, resp.Body); err != nil {
 					p.log.Warn("storing last-known-good value failed", slog.String("route", r.Name), slog.String("message_id", j.id), slog.String("error", err.Error()))
@@ -136,8 +134,6 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeOK, payload: resp.Body, attempts: j.attempt, cleanHistory: j.attempt > 1})
 			return
 		}
-		te := target.Classify(err)
-		p.obs.Attempt(r.Name, r.Target, te.Kind, time.Since(t0))
 		ae := abi.AttemptError{Attempt: j.attempt, AtUnixMs: time.Now().UnixMilli(), Kind: te.Kind, Status: int32(te.Status), Message: te.Message}
 		hist = append(hist, ae)
 		in.Error = ae
@@ -220,4 +216,33 @@ func (p *Pipeline) processUnrouted(ctx context.Context, msg jetstream.Msg) {
 func (p *Pipeline) retryLater(j *job, route string, err error) {
 	p.log.Warn("internal failure; message will be redelivered", slog.String("route", route), slog.String("message_id", j.id), slog.String("error", err.Error()))
 	_ = j.msg.NakWithDelay(time.Second)
+}
+
+// callTarget makes one call to r's target under its kill switch and guards,
+// and fills in the breaker state and flags policies will see.
+func (p *Pipeline) callTarget(ctx context.Context, r *Route, m *render.Message, in *abi.Input) (*target.Response, *target.Error) {
+	if p.o.Switches != nil {
+		in.Flags = p.o.Switches.ForRoute(r.Name)
+		if !p.o.Switches.Enabled(r.Name, r.Target) {
+			p.obs.Attempt(r.Name, r.Target, abi.ErrorSwitchedOff, 0)
+			return nil, &target.Error{Kind: abi.ErrorSwitchedOff,
+				Message: fmt.Sprintf("route %q or its target %q is switched off (flag %s.enabled or target.%s.enabled); the call was not made", r.Name, r.Target, r.Name, r.Target)}
+		}
+	}
+	t0 := time.Now()
+	var resp *target.Response
+	var err error
+	if r.Guard != nil {
+		resp, err = r.Guard.Call(ctx, r.Caller, &target.Request{Message: m})
+		in.BreakerState = r.Guard.BreakerState()
+	} else {
+		resp, err = r.Caller.Call(ctx, &target.Request{Message: m})
+	}
+	if err != nil {
+		te := target.Classify(err)
+		p.obs.Attempt(r.Name, r.Target, te.Kind, time.Since(t0))
+		return nil, te
+	}
+	p.obs.Attempt(r.Name, r.Target, "", time.Since(t0))
+	return resp, nil
 }

@@ -25,6 +25,10 @@ type Route struct {
 	Caller      target.Caller
 	CacheKey    *render.Template // nil: the route does not cache
 	CacheTTL    time.Duration
+	// Deadline bounds a sync call end to end.
+	Deadline time.Duration
+	// Guard protects the target (nil: calls go straight to Caller).
+	Guard Guard
 
 	// Policies; the native ones serve when a module fails or is quarantined.
 	Retry, NativeRetry       policy.Retry
@@ -36,6 +40,23 @@ type Route struct {
 	RetryConfig, FallbackConfig, StubConfig []byte
 	// Module names per kind ("" native), for logs and metrics.
 	RetryModule, FallbackModule, StubModule string
+}
+
+// Guard protects a target from overload: rate limits, bulkhead, circuit
+// breaker, hedging. Implemented by host/guard.
+type Guard interface {
+	// Call calls caller under the guards; refusals are *target.Error with
+	// kind rate_limited, bulkhead_full or breaker_open.
+	Call(ctx context.Context, caller target.Caller, req *target.Request) (*target.Response, error)
+	// BreakerState is "closed", "open", "half_open", or "" without a breaker.
+	BreakerState() string
+}
+
+// Switches says whether routes and targets are switched on, and which flags
+// policy modules see. Implemented by host/flags.
+type Switches interface {
+	Enabled(route, target string) bool
+	ForRoute(route string) map[string]string
 }
 
 // ModuleBinder gives the policy a route's module reference stands for. The
@@ -56,6 +77,7 @@ func NewRoute(ctx context.Context, rc *config.Route, nc *nats.Conn, modules Modu
 		MaxAttempts: uint32(rc.MaxAttempts),
 		Concurrency: rc.Concurrency,
 		CacheTTL:    rc.Cache.TTL,
+		Deadline:    rc.Deadline,
 	}
 	switch {
 	case rc.Target.HTTP != nil:

@@ -1,0 +1,292 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+	"github.com/breakwater-dev/breakwater/host/cache"
+	"github.com/breakwater-dev/breakwater/host/headers"
+	"github.com/breakwater-dev/breakwater/host/render"
+	"github.com/breakwater-dev/breakwater/host/target"
+	"github.com/breakwater-dev/breakwater/host/topology"
+)
+
+// CallQueue is the queue group of bw.call subscriptions: instances share
+// the sync load.
+const CallQueue = "breakwater"
+
+// fallbackReserve is the share of a sync deadline kept for the fallback
+// (cache lookup, stub) once the target has failed, capped at maxReserve.
+const (
+	fallbackReserveDiv = 10
+	maxReserve         = 50 * time.Millisecond
+)
+
+// serveCalls answers bw.call.<route> requests until ctx ends. Requests
+// beyond a route's concurrency are answered from the fallback alone (no
+// target call); beyond twice that, with an immediate busy error.
+func (p *Pipeline) serveCalls(ctx, work context.Context, workers *sync.WaitGroup) ([]*nats.Subscription, error) {
+	var subs []*nats.Subscription
+	for _, name := range p.routeNames() {
+		r := p.routes[name]
+		slots := make(chan struct{}, r.Concurrency)
+		overflow := make(chan struct{}, r.Concurrency)
+		sub, err := p.nc.QueueSubscribe(topology.Call(r.Name), CallQueue, func(msg *nats.Msg) {
+			if msg.Reply == "" {
+				p.log.Warn("sync call without a reply subject ignored; use request-reply (or publish to bw.in for async work)", slog.String("route", r.Name))
+				return
+			}
+			// The target gets a request while the route has a free slot;
+			// beyond that, the fallback alone answers; beyond twice that,
+			// an immediate busy error.
+			select {
+			case slots <- struct{}{}:
+				workers.Add(1)
+				go func() {
+					defer workers.Done()
+					defer func() { <-slots }()
+					p.handleCall(work, r, msg, false)
+				}()
+				return
+			default:
+			}
+			select {
+			case overflow <- struct{}{}:
+				workers.Add(1)
+				go func() {
+					defer workers.Done()
+					defer func() { <-overflow }()
+					p.handleCall(work, r, msg, true)
+				}()
+			default:
+				p.replyError(r, msg, "", 0, &target.Error{Kind: abi.ErrorBulkheadFull,
+					Message: fmt.Sprintf("route %q is at its concurrency limit (%d) and its fallback queue is full", r.Name, r.Concurrency)}, time.Now())
+			}
+		})
+		if err != nil {
+			for _, s := range subs {
+				_ = s.Unsubscribe()
+			}
+			return nil, fmt.Errorf("subscribing to %s: %w", topology.Call(r.Name), err)
+		}
+		// Requests wait in the client while all slots are taken; bound them.
+		_ = sub.SetPendingLimits(4*r.Concurrency, 64<<20)
+		subs = append(subs, sub)
+	}
+	return subs, nil
+}
+
+// callDeadline is the shorter of the route's deadline and the caller's.
+func callDeadline(r *Route, msg *nats.Msg, now time.Time) time.Time {
+	d := r.Deadline
+	if v := msg.Header.Get(headers.Deadline); v != "" {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 && time.Duration(ms)*time.Millisecond < d {
+			d = time.Duration(ms) * time.Millisecond
+		}
+	}
+	return now.Add(d)
+}
+
+// handleCall answers one sync request within its deadline: the target's
+// answer, else a cached value, else a stub, else an error reply. Retries
+// are bounded by the remaining time. overloaded skips the target.
+func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, overloaded bool) {
+	start := time.Now()
+	deadline := callDeadline(r, msg, start)
+	ctx, cancel := context.WithDeadline(work, deadline)
+	defer cancel()
+	reserve := min(time.Until(deadline)/fallbackReserveDiv, maxReserve)
+
+	id := msg.Header.Get(headers.MsgID)
+	if id == "" {
+		id = nuid.Next()
+	}
+	m := &render.Message{Route: r.Name, Subject: msg.Subject, MessageID: id, Headers: msg.Header, Payload: msg.Data}
+	in := &abi.Input{Route: r.Name, Subject: msg.Subject, MessageID: id, MaxAttempts: r.MaxAttempts, Headers: flatten(msg.Header), Payload: msg.Data}
+
+	var key string
+	if r.CacheKey != nil {
+		var err error
+		if key, err = r.CacheKey.Execute(m); err != nil {
+			p.replyError(r, msg, id, 0, &target.Error{Kind: abi.ErrorBadInput, Message: err.Error()}, start)
+			return
+		}
+	}
+	var hist []abi.AttemptError
+	var last *target.Error
+	reason := ""
+	if overloaded {
+		last = &target.Error{Kind: abi.ErrorBulkheadFull, Message: fmt.Sprintf("route %q is at its concurrency limit (%d): answered from the fallback", r.Name, r.Concurrency)}
+		in.Error = abi.AttemptError{Kind: last.Kind, Message: last.Message, AtUnixMs: time.Now().UnixMilli()}
+		hist = append(hist, in.Error)
+	}
+	attempt := uint32(0)
+	for !overloaded {
+		attempt++
+		budget := min(r.Timeout, time.Until(deadline)-reserve)
+		if budget <= 0 {
+			if last == nil {
+				last = &target.Error{Kind: abi.ErrorTimeout, Message: "the deadline left no time to call the target"}
+			}
+			break
+		}
+		callCtx, cancelCall := context.WithTimeout(ctx, budget)
+		in.Attempt = attempt
+		resp, te := p.callTarget(callCtx, r, m, in)
+		cancelCall()
+		if te == nil {
+			if key != "" {
+				if err := p.cache.Put(ctx, r.Name, key, resp.Body); err != nil {
+					p.log.Warn("storing last-known-good value failed", slog.String("route", r.Name), slog.String("message_id", id), slog.String("error", err.Error()))
+				}
+			}
+			p.reply(r, msg, id, terminal{outcome: headers.OutcomeOK, payload: resp.Body, attempts: attempt}, start)
+			return
+		}
+		last = te
+		ae := abi.AttemptError{Attempt: attempt, AtUnixMs: time.Now().UnixMilli(), Kind: te.Kind, Status: int32(te.Status), Message: te.Message}
+		hist = append(hist, ae)
+		in.Error = ae
+		in.ElapsedMs = time.Since(start).Milliseconds()
+		in.DeadlineMs = time.Until(deadline).Milliseconds()
+		if te.Kind == abi.ErrorBadInput {
+			break
+		}
+		d := p.decideRetry(ctx, r, in)
+		if !d.Retry {
+			reason = d.Reason
+			break
+		}
+		delay := time.Duration(d.DelayMs) * time.Millisecond
+		if time.Until(deadline)-reserve-delay <= 0 {
+			reason = fmt.Sprintf("no time left before the deadline for a retry after %v", delay)
+			break
+		}
+		p.obs.Retry(r.Name, attempt, delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+
+	// Fallback: cached, stub, or an error reply.
+	var cached cache.Entry
+	if key != "" {
+		var ok bool
+		var err error
+		cached, ok, err = p.cache.Get(ctx, r.Name, key, r.CacheTTL)
+		if err != nil {
+			p.log.Warn("cache lookup failed during fallback", slog.String("route", r.Name), slog.String("message_id", id), slog.String("error", err.Error()))
+		}
+		in.CacheAvailable, in.CacheAgeMs = ok, cached.Age.Milliseconds()
+	}
+	fd := p.chooseFallback(ctx, r, in)
+	t := terminal{errs: hist, attempts: attempt, reason: reason}
+	switch fd.Action {
+	case abi.FallbackCache:
+		if in.CacheAvailable {
+			t.outcome, t.payload, t.cacheAge = headers.OutcomeCached, cached.Value, cached.Age
+			break
+		}
+		fallthrough
+	case abi.FallbackStub:
+		if s, ok := p.generateStub(ctx, r, in); ok {
+			t.outcome, t.payload, t.stubHeaders = headers.OutcomeStub, s.Payload, s.Headers
+		}
+	}
+	if t.outcome == "" {
+		p.replyError(r, msg, id, attempt, last, start)
+		return
+	}
+	p.reply(r, msg, id, t, start)
+}
+
+// reply answers a sync request with t and logs the outcome.
+func (p *Pipeline) reply(r *Route, msg *nats.Msg, id string, t terminal, start time.Time) {
+	h := nats.Header{}
+	h.Set(headers.Outcome, t.outcome)
+	h.Set(headers.Attempts, strconv.FormatUint(uint64(t.attempts), 10))
+	h.Set(headers.OriginalID, id)
+	h.Set(headers.Route, r.Name)
+	if len(t.errs) > 0 {
+		last := t.errs[len(t.errs)-1]
+		h.Set(headers.ErrorKind, string(last.Kind))
+		h.Set(headers.Error, last.Message)
+	}
+	if t.outcome == headers.OutcomeCached {
+		h.Set(headers.CacheAge, strconv.FormatInt(t.cacheAge.Milliseconds(), 10))
+	}
+	for k, v := range t.stubHeaders {
+		h.Set(k, v)
+	}
+	if err := msg.RespondMsg(&nats.Msg{Header: h, Data: t.payload}); err != nil {
+		p.log.Warn("sync reply failed", slog.String("route", r.Name), slog.String("message_id", id), slog.String("error", err.Error()))
+	}
+	level := slog.LevelInfo
+	attrs := []slog.Attr{slog.String("route", r.Name), slog.String("path", "sync"), slog.String("message_id", id),
+		slog.Uint64("attempts", uint64(t.attempts)), slog.String("outcome", t.outcome), slog.Float64("duration_ms", ms(time.Since(start)))}
+	if len(t.errs) > 0 {
+		last := t.errs[len(t.errs)-1]
+		attrs = append(attrs, slog.String("error_kind", string(last.Kind)), slog.String("error", last.Message))
+	}
+	if t.outcome == headers.OutcomeError {
+		level = slog.LevelWarn
+	}
+	p.log.LogAttrs(context.Background(), level, "outcome", attrs...)
+	p.obs.Outcome(r.Name, t.outcome, t.attempts, time.Since(start))
+}
+
+// errorBody is the JSON body of an error reply.
+type errorBody struct {
+	Error    string        `json:"error"`
+	Kind     abi.ErrorKind `json:"kind"`
+	Status   int           `json:"status"`
+	Attempts uint32        `json:"attempts"`
+	Route    string        `json:"route"`
+}
+
+// replyError answers a sync request with an error reply: outcome error, a
+// status (HTTP-like) in Bw-Status, and a clear message.
+func (p *Pipeline) replyError(r *Route, msg *nats.Msg, id string, attempts uint32, te *target.Error, start time.Time) {
+	if te == nil {
+		te = &target.Error{Kind: abi.ErrorInternal, Message: "no answer, no cached value and no stub"}
+	}
+	status := StatusOf(te)
+	body, _ := json.Marshal(errorBody{Error: te.Message, Kind: te.Kind, Status: status, Attempts: attempts, Route: r.Name})
+	p.reply(r, msg, id, terminal{outcome: headers.OutcomeError, payload: body, attempts: attempts,
+		errs: []abi.AttemptError{{Attempt: attempts, Kind: te.Kind, Status: int32(te.Status), Message: te.Message}},
+		stubHeaders: map[string]string{headers.Status: strconv.Itoa(status)}}, start)
+}
+
+// StatusOf maps a failure to the HTTP-like status of a sync error reply.
+func StatusOf(te *target.Error) int {
+	switch te.Kind {
+	case abi.ErrorTimeout:
+		return 504
+	case abi.ErrorRateLimited:
+		return 429
+	case abi.ErrorBadInput:
+		return 400
+	case abi.ErrorUnknownRoute:
+		return 404
+	case abi.ErrorStatus:
+		if te.Status >= 400 && te.Status < 500 {
+			return te.Status
+		}
+		return 502
+	case abi.ErrorInternal:
+		return 500
+	}
+	return 503 // connect, breaker_open, bulkhead_full, switched_off
+}
