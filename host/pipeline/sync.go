@@ -265,7 +265,7 @@ func (p *Pipeline) replyError(r *Route, msg *nats.Msg, id string, attempts uint3
 	status := StatusOf(te)
 	body, _ := json.Marshal(errorBody{Error: te.Message, Kind: te.Kind, Status: status, Attempts: attempts, Route: r.Name})
 	p.reply(r, msg, id, terminal{outcome: headers.OutcomeError, payload: body, attempts: attempts,
-		errs: []abi.AttemptError{{Attempt: attempts, Kind: te.Kind, Status: int32(te.Status), Message: te.Message}},
+		errs:        []abi.AttemptError{{Attempt: attempts, Kind: te.Kind, Status: int32(te.Status), Message: te.Message}},
 		stubHeaders: map[string]string{headers.Status: strconv.Itoa(status)}}, start)
 }
 
