@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,10 +19,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+	"github.com/breakwater-dev/breakwater/host/config"
 	"github.com/breakwater-dev/breakwater/host/deadletter"
+	"github.com/breakwater-dev/breakwater/host/embedded"
 	"github.com/breakwater-dev/breakwater/host/headers"
+	"github.com/breakwater-dev/breakwater/host/service"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -424,4 +431,56 @@ func get(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestExternalNATS runs the service against a NATS server it did not start
+// (nats.url), as with an external cluster.
+func TestExternalNATS(t *testing.T) {
+	srv, err := embedded.Start(embedded.Options{Port: -1, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	up := newUpstream(t, always(200))
+	path := filepath.Join(t.TempDir(), "external.yaml")
+	yaml := fmt.Sprintf("nats:\n  url: %s\nhttp:\n  listen: \"\"\nroutes:%s", srv.ClientURL(), routeYAML("ext", up.URL, ""))
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := service.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync("ext.reply")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg("bw.in.ext")
+	m.Data = []byte(`{"id":"e-1"}`)
+	m.Header.Set(headers.MsgID, "e-1")
+	m.Header.Set(headers.ReplyTo, "ext.reply")
+	js, _ := jetstream.New(nc)
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	res, err := sub.NextMsg(20 * time.Second)
+	if err != nil || res.Header.Get(headers.Outcome) != headers.OutcomeOK {
+		t.Fatalf("outcome via external NATS: %v %v", res, err)
+	}
+	if srv.NumClients() == 0 {
+		t.Fatal("service not connected to the external server")
+	}
 }
