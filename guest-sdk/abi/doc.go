@@ -7,5 +7,27 @@
 // skipped, so a newer host can add fields without breaking older guests.
 //
 // The package is shared by the host (which encodes inputs and decodes
-// outputs) and by guest-sdk (which does the reverse inside the module).
+// outputs) and by guest-sdk (which does the reverse inside the module). It is
+// pure Go, builds for any platform including wasip1, and does not use
+// reflection.
+//
+// # Codec
+//
+// Each record of the ABI (Input, RetryDecision, FallbackDecision, Stub) has:
+//
+//   - MarshalABI(dst) []byte: appends the encoding to dst. Deterministic
+//     (map entries in key order) and allocation-free when dst has room.
+//   - SizeABI() int: the number of bytes MarshalABI appends.
+//   - UnmarshalABI(b) error: decodes b, replacing the record's contents. The
+//     decoded strings and byte slices share one private copy of b.
+//
+// Input also has UnmarshalABINoCopy, which decodes without copying, for a
+// caller that never modifies b afterwards (the guest SDK). AttemptError is
+// encoded embedded in Input.
+//
+// Decoding errors are *DecodeError values naming the record, the field and
+// the byte offset at fault; a missing required field (Input.route,
+// RetryDecision.retry, FallbackDecision.action, Stub.payload) wraps
+// ErrMissingField, a value outside its allowed set (an empty route, an
+// unknown fallback action) wraps ErrInvalidValue.
 package abi

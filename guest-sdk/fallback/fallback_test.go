@@ -1,0 +1,54 @@
+package fallback
+
+import (
+	"strings"
+	"testing"
+
+	sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+)
+
+// mustPanic runs f and returns its panic message, failing if it does not
+// panic.
+func mustPanic(t *testing.T, f func()) (msg string) {
+	t.Helper()
+	defer func() {
+		r := recover()
+		if r == nil {
+			t.Fatal("no panic")
+		}
+		msg, _ = r.(string)
+	}()
+	f()
+	return ""
+}
+
+func TestHandle(t *testing.T) {
+	t.Cleanup(func() { handler = nil })
+	handler = nil
+	if msg := mustPanic(t, func() { Call(&sdk.Input{Route: "r"}) }); !strings.Contains(msg, "no handler registered") {
+		t.Errorf("Call without a handler: panic %q", msg)
+	}
+	if msg := mustPanic(t, func() { Handle(nil) }); !strings.Contains(msg, "nil handler") {
+		t.Errorf("Handle(nil): panic %q", msg)
+	}
+	var seen *sdk.Input
+	Handle(func(in *sdk.Input) sdk.FallbackDecision {
+		seen = in
+		return sdk.FallbackDecision{Action: sdk.FallbackStub}
+	})
+	in := &sdk.Input{Route: "r"}
+	if got := Call(in); !(got.Action == sdk.FallbackStub) || seen != in {
+		t.Errorf("Call = %+v (handler saw %p, want %p)", got, seen, in)
+	}
+	if msg := mustPanic(t, func() { Handle(func(*sdk.Input) sdk.FallbackDecision { return sdk.FallbackDecision{} }) }); !strings.Contains(msg, "already registered") {
+		t.Errorf("second Handle: panic %q", msg)
+	}
+}
+
+func TestCallRejectsUnknownAction(t *testing.T) {
+	t.Cleanup(func() { handler = nil })
+	handler = func(*sdk.Input) sdk.FallbackDecision { return sdk.FallbackDecision{Action: "drop"} }
+	if msg := mustPanic(t, func() { Call(&sdk.Input{Route: "r"}) }); !strings.Contains(msg, `unknown action "drop"`) {
+		t.Errorf("panic %q", msg)
+	}
+}

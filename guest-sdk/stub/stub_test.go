@@ -1,0 +1,43 @@
+package stub
+
+import (
+	"strings"
+	"testing"
+
+	sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+)
+
+// mustPanic runs f and returns its panic message, failing if it does not
+// panic.
+func mustPanic(t *testing.T, f func()) (msg string) {
+	t.Helper()
+	defer func() {
+		r := recover()
+		if r == nil {
+			t.Fatal("no panic")
+		}
+		msg, _ = r.(string)
+	}()
+	f()
+	return ""
+}
+
+func TestHandle(t *testing.T) {
+	t.Cleanup(func() { handler = nil })
+	handler = nil
+	if msg := mustPanic(t, func() { Call(&sdk.Input{Route: "r"}) }); !strings.Contains(msg, "no handler registered") {
+		t.Errorf("Call without a handler: panic %q", msg)
+	}
+	if msg := mustPanic(t, func() { Handle(nil) }); !strings.Contains(msg, "nil handler") {
+		t.Errorf("Handle(nil): panic %q", msg)
+	}
+	var seen *sdk.Input
+	Handle(func(in *sdk.Input) sdk.Stub { seen = in; return sdk.Stub{Payload: []byte("p")} })
+	in := &sdk.Input{Route: "r"}
+	if got := Call(in); !(string(got.Payload) == "p") || seen != in {
+		t.Errorf("Call = %+v (handler saw %p, want %p)", got, seen, in)
+	}
+	if msg := mustPanic(t, func() { Handle(func(*sdk.Input) sdk.Stub { return sdk.Stub{} }) }); !strings.Contains(msg, "already registered") {
+		t.Errorf("second Handle: panic %q", msg)
+	}
+}

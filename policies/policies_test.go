@@ -1,0 +1,386 @@
+package policies_test
+
+import (
+	"context"
+	"encoding/json"
+
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+	"github.com/breakwater-dev/breakwater/guest-sdk/sdktest"
+)
+
+// modulesDir holds the built modules (policies/build.sh writes them).
+const modulesDir = "../modules"
+
+// The runtimes are shared by the tests of the package: compiling a Go-built
+// module takes about a second with wazero's compiler, a tenth of that with
+// its interpreter, which the tests use (the benchmarks use the compiler).
+var (
+	runtimes   sync.Map // bool (interpreter) -> *sdktest.Runtime
+	runtimesMu sync.Mutex
+)
+
+func runtimeFor(tb testing.TB, interpreter bool) *sdktest.Runtime {
+	tb.Helper()
+	runtimesMu.Lock()
+	defer runtimesMu.Unlock()
+	if rt, ok := runtimes.Load(interpreter); ok {
+		return rt.(*sdktest.Runtime)
+	}
+	rt, err := sdktest.NewRuntime(context.Background(), sdktest.Options{
+		Interpreter: interpreter,
+		// Deterministic random numbers: the jitter tests see the same
+		// sequence on every run.
+		Rand: rand.NewChaCha8([32]byte{'b', 'w'}),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	runtimes.Store(interpreter, rt)
+	return rt
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	runtimes.Range(func(_, rt any) bool {
+		rt.(*sdktest.Runtime).Close(context.Background())
+		return true
+	})
+	os.Exit(code)
+}
+
+// load returns a fresh instance of modules/<name>.wasm.
+func load(tb testing.TB, name string, interpreter bool) *sdktest.Module {
+	tb.Helper()
+	wasm, err := os.ReadFile(filepath.Join(modulesDir, name+".wasm"))
+	if err != nil {
+		tb.Fatalf("reading module %s (build it with policies/build.sh): %v", name, err)
+	}
+	m, err := runtimeFor(tb, interpreter).Load(context.Background(), wasm)
+	if err != nil {
+		tb.Fatalf("loading %s: %v", name, err)
+	}
+	tb.Cleanup(func() { m.Close(context.Background()) })
+	return m
+}
+
+func TestModuleExports(t *testing.T) {
+	tests := []struct {
+		module string
+		kinds  []string
+	}{
+		{"retry-exponential", []string{"retry"}},
+		{"retry-status-aware", []string{"retry"}},
+		{"fallback-cache-then-stub", []string{"fallback"}},
+		{"stub-template", []string{"stub"}},
+		{"retry-constant", []string{"retry"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.module, func(t *testing.T) {
+			m := load(t, tt.module, true)
+			if v, err := m.ABIVersion(context.Background()); err != nil || v != abi.Version {
+				t.Errorf("bw_abi_version() = %d, %v; want %d", v, err, abi.Version)
+			}
+			if got := m.Kinds(); !reflect.DeepEqual(got, tt.kinds) {
+				t.Errorf("kinds = %v, want %v", got, tt.kinds)
+			}
+			// Exactly the ABI's exports: nothing else leaks out of the SDK.
+			want := []string{"bw_abi_version", "bw_alloc"}
+			for _, k := range tt.kinds {
+				want = append(want, "bw_"+k)
+			}
+			if tt.module != "retry-constant" {
+				want = append(want, "_initialize")
+			}
+			slices.Sort(want)
+			if got := m.Exports(); !reflect.DeepEqual(got, want) {
+				t.Errorf("exported functions = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func statusErr(code int32) abi.AttemptError {
+	return abi.AttemptError{Attempt: 1, Kind: abi.ErrorStatus, Status: code, Message: fmt.Sprintf("HTTP %d", code)}
+}
+
+func kindErr(kind abi.ErrorKind) abi.AttemptError {
+	return abi.AttemptError{Attempt: 1, Kind: kind, Message: string(kind)}
+}
+
+func TestRetryStatusAware(t *testing.T) {
+	const throttled = `{"delay_ms": 50, "throttled_delay_ms": 1000}`
+	tests := []struct {
+		name      string
+		err       abi.AttemptError
+		attempt   uint32
+		max       uint32
+		config    string
+		retry     bool
+		delayMs   int64
+		reasonHas string
+	}{
+		{name: "503", err: statusErr(503), retry: true, delayMs: 200, reasonHas: "status 503"},
+		{name: "500", err: statusErr(500), retry: true, delayMs: 200},
+		{name: "599", err: statusErr(599), retry: true, delayMs: 200},
+		{name: "408", err: statusErr(408), retry: true, delayMs: 200},
+		{name: "429 default delay", err: statusErr(429), retry: true, delayMs: 200},
+		{name: "429 throttled delay", err: statusErr(429), config: throttled, retry: true, delayMs: 1000},
+		{name: "404", err: statusErr(404), retry: false, reasonHas: "status 404 is not retryable"},
+		{name: "400", err: statusErr(400), retry: false},
+		{name: "401", err: statusErr(401), retry: false},
+		{name: "409", err: statusErr(409), retry: false},
+		{name: "499", err: statusErr(499), retry: false},
+		{name: "302", err: statusErr(302), retry: false},
+		{name: "600", err: statusErr(600), retry: false},
+		{name: "timeout", err: kindErr(abi.ErrorTimeout), retry: true, delayMs: 200, reasonHas: "timeout"},
+		{name: "connect", err: kindErr(abi.ErrorConnect), retry: true, delayMs: 200},
+		{name: "breaker_open", err: kindErr(abi.ErrorBreakerOpen), config: throttled, retry: true, delayMs: 1000},
+		{name: "bulkhead_full", err: kindErr(abi.ErrorBulkheadFull), config: throttled, retry: true, delayMs: 1000},
+		{name: "rate_limited", err: kindErr(abi.ErrorRateLimited), config: throttled, retry: true, delayMs: 1000},
+		{name: "timeout not throttled", err: kindErr(abi.ErrorTimeout), config: throttled, retry: true, delayMs: 50},
+		{name: "bad_input", err: kindErr(abi.ErrorBadInput), retry: false, reasonHas: "not retryable"},
+		{name: "switched_off", err: kindErr(abi.ErrorSwitchedOff), retry: false},
+		{name: "unknown_route", err: kindErr(abi.ErrorUnknownRoute), retry: false},
+		{name: "no error", err: abi.AttemptError{}, retry: false, reasonHas: "no error"},
+		{name: "internal", err: kindErr(abi.ErrorInternal), retry: true, delayMs: 200},
+		{name: "kind from a newer host", err: kindErr("quantum_flux"), retry: true, delayMs: 200},
+		{name: "custom delay", err: statusErr(502), config: `{"delay_ms": 75}`, retry: true, delayMs: 75},
+		{name: "multiplier", err: statusErr(502), attempt: 3, config: `{"delay_ms": 100, "multiplier": 3}`, retry: true, delayMs: 900},
+		{name: "multiplier capped", err: statusErr(502), attempt: 10, config: `{"delay_ms": 100, "multiplier": 3, "max_delay_ms": 5000}`, retry: true, delayMs: 5000},
+		{name: "route max attempts", err: statusErr(503), attempt: 5, max: 5, retry: false, reasonHas: "route"},
+		{name: "policy max attempts", err: statusErr(503), attempt: 2, max: 5, config: `{"max_attempts": 2}`, retry: false, reasonHas: "policy"},
+		{name: "below max attempts", err: statusErr(503), attempt: 4, max: 5, retry: true, delayMs: 200},
+	}
+	m := load(t, "retry-status-aware", true)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := abi.Input{Route: "orders", MessageID: "m1", Attempt: max(tt.attempt, 1), MaxAttempts: tt.max,
+				Error: tt.err, Config: []byte(tt.config)}
+			d, err := m.Retry(context.Background(), &in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Retry != tt.retry {
+				t.Errorf("retry = %v, want %v (reason %q)", d.Retry, tt.retry, d.Reason)
+			}
+			if tt.retry && d.DelayMs != tt.delayMs {
+				t.Errorf("delay_ms = %d, want %d", d.DelayMs, tt.delayMs)
+			}
+			if !strings.Contains(d.Reason, tt.reasonHas) {
+				t.Errorf("reason %q does not contain %q", d.Reason, tt.reasonHas)
+			}
+		})
+	}
+}
+
+func TestRetryExponential(t *testing.T) {
+	tests := []struct {
+		name   string
+		config string
+		caps   []int64 // the delay cap for attempts 1, 2, ...
+	}{
+		{"defaults", "", []int64{100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000}},
+		{"custom", `{"initial_ms": 50, "max_ms": 1000, "multiplier": 3}`, []int64{50, 150, 450, 1000, 1000}},
+		{"constant", `{"initial_ms": 20, "max_ms": 20, "multiplier": 1}`, []int64{20, 20, 20}},
+	}
+	const samples = 200
+	m := load(t, "retry-exponential", true)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i, ceiling := range tt.caps {
+				attempt := uint32(i + 1)
+				var hi int64
+				for range samples {
+					d, err := m.Retry(context.Background(), &abi.Input{Route: "r", Attempt: attempt,
+						Error: statusErr(503), Config: []byte(tt.config)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !d.Retry || d.DelayMs < 0 || d.DelayMs > ceiling {
+						t.Fatalf("attempt %d: %+v, want a retry with delay in [0, %d]", attempt, d, ceiling)
+					}
+					hi = max(hi, d.DelayMs)
+				}
+				// Full jitter spreads delays over the whole range: with 200
+				// uniform samples, a maximum under half the cap has
+				// probability 2^-200.
+				if hi < ceiling/2 {
+					t.Errorf("attempt %d: largest of %d delays is %d, want close to the cap %d", attempt, samples, hi, ceiling)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryExponentialLimits(t *testing.T) {
+	m := load(t, "retry-exponential", true)
+	tests := []struct {
+		name      string
+		attempt   uint32
+		max       uint32
+		config    string
+		retry     bool
+		reasonHas string
+	}{
+		{"first attempt", 1, 0, "", true, "exponential"},
+		{"route limit reached", 3, 3, "", false, "route"},
+		{"policy limit reached", 2, 10, `{"max_attempts": 2}`, false, "policy"},
+		{"under both limits", 2, 10, `{"max_attempts": 3}`, true, "exponential"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := m.Retry(context.Background(), &abi.Input{Route: "r", Attempt: tt.attempt, MaxAttempts: tt.max,
+				Error: kindErr(abi.ErrorTimeout), Config: []byte(tt.config)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Retry != tt.retry || !strings.Contains(d.Reason, tt.reasonHas) {
+				t.Errorf("got %+v, want retry=%v with reason containing %q", d, tt.retry, tt.reasonHas)
+			}
+		})
+	}
+}
+
+func TestFallbackCacheThenStub(t *testing.T) {
+	tests := []struct {
+		name   string
+		cache  bool
+		config string
+		want   abi.FallbackAction
+	}{
+		{"cache available", true, "", abi.FallbackCache},
+		{"cache available and stub", true, `{"has_stub": true}`, abi.FallbackCache},
+		{"stub", false, `{"has_stub": true}`, abi.FallbackStub},
+		{"nothing", false, `{"has_stub": false}`, abi.FallbackDeadLetter},
+		{"no config", false, "", abi.FallbackDeadLetter},
+	}
+	m := load(t, "fallback-cache-then-stub", true)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := m.Fallback(context.Background(), &abi.Input{Route: "r", Error: statusErr(503),
+				CacheAvailable: tt.cache, Config: []byte(tt.config)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Action != tt.want || d.Reason == "" {
+				t.Errorf("got %+v, want action %q with a reason", d, tt.want)
+			}
+		})
+	}
+}
+
+func TestStubTemplate(t *testing.T) {
+	const catalog = `{"template": {"status": "temporarily unavailable", "price": 0, "route": "{{route}}"}, "copy": ["name", "id"]}`
+	tests := []struct {
+		name        string
+		config      string
+		payload     string
+		want        string // the stub payload, compared as JSON bytes
+		contentType string
+	}{
+		{"copy fields", catalog, `{"name": "widget", "id": 7, "qty": 2}`,
+			`{"id":7,"name":"widget","price":0,"route":"catalog","status":"temporarily unavailable"}`, "application/json"},
+		{"missing payload keys", catalog, `{"id": "A-1"}`,
+			`{"id":"A-1","price":0,"route":"catalog","status":"temporarily unavailable"}`, "application/json"},
+		{"payload not JSON", catalog, `not json`,
+			`{"price":0,"route":"catalog","status":"temporarily unavailable"}`, "application/json"},
+		{"payload a JSON array", catalog, `[1,2]`,
+			`{"price":0,"route":"catalog","status":"temporarily unavailable"}`, "application/json"},
+		{"copied value overrides the template", `{"template": {"name": "unknown"}, "copy": ["name"]}`, `{"name": {"first": "a"}}`,
+			`{"name":{"first":"a"}}`, "application/json"},
+		{"nested placeholders and numbers kept exact",
+			`{"template": {"meta": {"id": "{{message_id}}", "on": ["{{subject}}", "{{other}}"]}, "big": 12345678901234567890}, "content_type": "application/vnd.stub+json"}`,
+			`{}`,
+			`{"big":12345678901234567890,"meta":{"id":"m-9","on":["bw.in.catalog","{{other}}"]}}`, "application/vnd.stub+json"},
+	}
+	m := load(t, "stub-template", true)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := m.Stub(context.Background(), &abi.Input{Route: "catalog", Subject: "bw.in.catalog", MessageID: "m-9",
+				Error: statusErr(503), Payload: []byte(tt.payload), Config: []byte(tt.config)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(s.Payload) != tt.want {
+				t.Errorf("payload\n got %s\nwant %s", s.Payload, tt.want)
+			}
+			if !json.Valid(s.Payload) {
+				t.Errorf("payload is not valid JSON: %s", s.Payload)
+			}
+			want := map[string]string{"Bw-Stub": "true", "Content-Type": tt.contentType}
+			if !reflect.DeepEqual(s.Headers, want) {
+				t.Errorf("headers = %v, want %v", s.Headers, want)
+			}
+		})
+	}
+}
+
+// TestBreaches checks that what a module cannot answer traps (the host's
+// breach) with a message saying why, rather than returning an output.
+func TestBreaches(t *testing.T) {
+	tests := []struct {
+		name    string
+		module  string
+		export  string
+		input   []byte
+		wantMsg string
+	}{
+		{"input not decodable", "retry-status-aware", "bw_retry", []byte{0x0a, 0x80}, "bw_retry: abi: decoding Input.route"},
+		{"input without route", "retry-exponential", "bw_retry", nil, "required field is missing"},
+		{"bad config", "retry-exponential", "bw_retry", configInput(`{"initial_ms": -1}`), "initial_ms must be > 0"},
+		{"config not JSON", "fallback-cache-then-stub", "bw_fallback", configInput(`{`), "decoding module config"},
+		{"stub without template", "stub-template", "bw_stub", configInput(`{}`), "template is required"},
+		{"template not an object", "stub-template", "bw_stub", configInput(`{"template": [1]}`), "template must be a JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := load(t, tt.module, true) // a trap leaves the instance unusable: one each
+			out, err := m.CallRaw(context.Background(), tt.export, tt.input)
+			if err == nil {
+				t.Fatalf("call returned %x, want a trap", out)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("error %q does not contain %q", err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func configInput(config string) []byte {
+	return (&abi.Input{Route: "r", Attempt: 1, Error: statusErr(503), Config: []byte(config)}).MarshalABI(nil)
+}
+
+// TestInstanceReuse makes many calls on one instance, with inputs of very
+// different sizes, to catch a buffer reused too early or grown wrongly.
+func TestInstanceReuse(t *testing.T) {
+	m := load(t, "stub-template", true)
+	config := []byte(`{"template": {"r": "{{route}}"}, "copy": ["k"]}`)
+	// Sizes jump up and down, so the guest's input buffer must grow and be
+	// reused, and the output buffer too.
+	for i, size := range []int{0, 100, 70_000, 3, 130_000, 10, 5000, 1, 300_000, 2} {
+		val := strings.Repeat("v", size)
+		payload, _ := json.Marshal(map[string]string{"k": val})
+		route := fmt.Sprintf("route-%d", i)
+		s, err := m.Stub(context.Background(), &abi.Input{Route: route, Payload: payload, Config: config})
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		var got map[string]string
+		if err := json.Unmarshal(s.Payload, &got); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if got["r"] != route || got["k"] != val {
+			t.Fatalf("call %d: got r=%q and %d bytes of k, want %q and %d", i, got["r"], len(got["k"]), route, size)
+		}
+	}
+}
