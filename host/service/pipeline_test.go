@@ -484,3 +484,25 @@ func TestExternalNATS(t *testing.T) {
 		t.Fatal("service not connected to the external server")
 	}
 }
+
+// TestPublishBackPressure: with at most one outstanding outcome publish,
+// 64 concurrent workers stall on publishing instead of dropping results.
+func TestPublishBackPressure(t *testing.T) {
+	t.Setenv("BW_STREAMS_PUBLISH_MAX_PENDING", "1")
+	up := newUpstream(t, always(200))
+	e := newEnv(t, "routes:"+routeYAML("pressure", up.URL, ""))
+	const n = 300
+	for i := range n {
+		id := fmt.Sprintf("bp-%d", i)
+		e.publish("pressure", id, `{"id":"`+id+`"}`)
+	}
+	e.run()
+	for i := range n {
+		if m := e.outcome(fmt.Sprintf("bp-%d", i)); m.Header.Get(headers.Outcome) != headers.OutcomeOK {
+			t.Fatalf("bp-%d: outcome %q", i, m.Header.Get(headers.Outcome))
+		}
+	}
+	if line := e.logLine("publish"); strings.Contains(line, `"level":"ERROR"`) {
+		t.Errorf("publish errors under back-pressure: %s", line)
+	}
+}
