@@ -58,11 +58,15 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	}); err != nil {
 		return nil, fmt.Errorf("creating streams and buckets: %w", err)
 	}
+	guards := newGuards(log, nil)
 	routes := make([]*pipeline.Route, 0, len(cfg.Routes))
 	for i := range cfg.Routes {
 		r, err := pipeline.NewRoute(ctx, &cfg.Routes[i], s.nc, nil)
 		if err != nil {
 			return nil, err
+		}
+		if g := guardFor(guards, &cfg.Routes[i]); g != nil {
+			r.Guard = g
 		}
 		routes = append(routes, r)
 	}
