@@ -1,0 +1,129 @@
+package meter
+
+// remapGlobals rewrites ref.func in global initialisers.
+func remapGlobals(body []byte, remap func(uint32) uint32) ([]byte, error) {
+	r := &reader{b: body}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendU32(make([]byte, 0, len(body)+8), n)
+	for range n {
+		t, err := r.bytes(2) // valtype, mutability
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t...)
+		if out, err = remapConstExpr(r, out, remap); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// remapConstExpr copies a constant expression through its end, shifting
+// ref.func indices.
+func remapConstExpr(r *reader, out []byte, remap func(uint32) uint32) ([]byte, error) {
+	for range 1 << 16 {
+		start := r.pos
+		op, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		switch op {
+		case 0x0B:
+			return append(out, op), nil
+		case 0xD2:
+			f, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, op)
+			out = appendU32(out, remap(f))
+			continue
+		case 0x41:
+			err = r.sleb(5)
+		case 0x42:
+			err = r.sleb(10)
+		case 0x43:
+			_, err = r.bytes(4)
+		case 0x44:
+			_, err = r.bytes(8)
+		case 0x23:
+			_, err = r.u32()
+		case 0xD0:
+			_, err = r.byte()
+		case 0x6A, 0x6B, 0x6C, 0x7C, 0x7D, 0x7E: // extended constant arithmetic
+		default:
+			return nil, r.fail("unsupported instruction 0x%02x in a constant expression", op)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r.b[start:r.pos]...)
+	}
+	return nil, r.fail("constant expression too long")
+}
+
+// remapElements shifts function indices in element segments (all eight
+// encodings).
+func remapElements(body []byte, remap func(uint32) uint32) ([]byte, error) {
+	r := &reader{b: body}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendU32(make([]byte, 0, len(body)+16), n)
+	copyU32 := func() error {
+		v, err := r.u32()
+		out = appendU32(out, v)
+		return err
+	}
+	copyByte := func() error {
+		b, err := r.byte()
+		out = append(out, b)
+		return err
+	}
+	for range n {
+		flags, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if flags > 7 {
+			return nil, r.fail("unknown element segment encoding %d", flags)
+		}
+		out = appendU32(out, flags)
+		if flags&2 != 0 && flags&1 == 0 { // explicit table index (2, 6)
+			if err := copyU32(); err != nil {
+				return nil, err
+			}
+		}
+		if flags&1 == 0 { // active: offset expression
+			if out, err = remapConstExpr(r, out, remap); err != nil {
+				return nil, err
+			}
+		}
+		if flags&3 != 0 { // elemkind (1,2,3) or reftype (5,6,7)
+			if err := copyByte(); err != nil {
+				return nil, err
+			}
+		}
+		count, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		out = appendU32(out, count)
+		for range count {
+			if flags&4 == 0 { // function indices
+				f, err := r.u32()
+				if err != nil {
+					return nil, err
+				}
+				out = appendU32(out, remap(f))
+			} else if out, err = remapConstExpr(r, out, remap); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
