@@ -27,7 +27,7 @@ var defaults = map[string]any{
 	"modules.dir":                 "./modules",
 	"modules.cache_dir":           "",
 	"modules.pool_size":           4,
-	"modules.limits.fuel":         uint64(10_000_000),
+	"modules.limits.fuel":         uint64(50_000_000),
 	"modules.limits.wall_time":    50 * time.Millisecond,
 	"modules.limits.memory_pages": uint32(512),
 	"modules.limits.output_bytes": uint32(64 << 10),

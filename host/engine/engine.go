@@ -1,0 +1,151 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/breakwater-dev/breakwater/host/meter"
+)
+
+// Options configure an Engine. Zero values take the defaults.
+type Options struct {
+	// CacheDir keeps compiled modules across restarts ("" = in memory).
+	CacheDir string
+	Logger   *slog.Logger
+	// PoolSize bounds warm instances per module version (default 4).
+	PoolSize int
+	// StdioCapBytes bounds guest stdout+stderr logged per call (default 4 KiB).
+	StdioCapBytes int
+	// QuarantineAfter consecutive breaches quarantine a module (default 5)
+	// for QuarantineFor (default 30s).
+	QuarantineAfter int
+	QuarantineFor   time.Duration
+	// OnCall, if set, hears about every call (metrics).
+	OnCall func(CallReport)
+}
+
+// CallReport describes one call, for metrics.
+type CallReport struct {
+	Module, Version, Kind string
+	Duration              time.Duration
+	Fuel                  int64
+	Breach                BreachKind // "" when none
+	Err                   error
+}
+
+// Engine compiles and runs policy modules. Safe for concurrent use.
+type Engine struct {
+	o     Options
+	log   *slog.Logger
+	rt    wazero.Runtime
+	cache wazero.CompilationCache
+	seq   atomic.Uint64 // instance names
+}
+
+// HostModule is the module name of the host's own imports.
+const HostModule = "bw_host"
+
+// New starts an engine.
+func New(ctx context.Context, o Options) (*Engine, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.PoolSize <= 0 {
+		o.PoolSize = 4
+	}
+	if o.StdioCapBytes <= 0 {
+		o.StdioCapBytes = 4 << 10
+	}
+	if o.QuarantineAfter <= 0 {
+		o.QuarantineAfter = 5
+	}
+	if o.QuarantineFor <= 0 {
+		o.QuarantineFor = 30 * time.Second
+	}
+	e := &Engine{o: o, log: o.Logger}
+	var err error
+	if o.CacheDir != "" {
+		if e.cache, err = wazero.NewCompilationCacheWithDir(o.CacheDir); err != nil {
+			return nil, fmt.Errorf("engine: compilation cache %s: %w", o.CacheDir, err)
+		}
+	} else {
+		e.cache = wazero.NewCompilationCache()
+	}
+	e.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(e.cache))
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, e.rt); err != nil {
+		return nil, fmt.Errorf("engine: wasi: %w", err)
+	}
+	if err := meter.Register(ctx, e.rt); err != nil {
+		return nil, err
+	}
+	if _, err := e.rt.NewHostModuleBuilder(HostModule).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(e.hostLog), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).Export("log").
+		Instantiate(ctx); err != nil {
+		return nil, fmt.Errorf("engine: %s: %w", HostModule, err)
+	}
+	return e, nil
+}
+
+// Close closes every module and the runtime.
+func (e *Engine) Close(ctx context.Context) error {
+	err := e.rt.Close(ctx)
+	_ = e.cache.Close(ctx)
+	return err
+}
+
+// maxLogMessage caps one bw_host.log message.
+const maxLogMessage = 4096
+
+// hostLog is bw_host.log(level, ptr, len).
+func (e *Engine) hostLog(ctx context.Context, mod api.Module, stack []uint64) {
+	level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
+	truncated := false
+	if n > maxLogMessage {
+		n, truncated = maxLogMessage, true
+	}
+	b, ok := mod.Memory().Read(ptr, n)
+	if !ok {
+		return
+	}
+	msg := strings.ToValidUTF8(string(b), string(utf8.RuneError))
+	attrs := []slog.Attr{slog.String("module", moduleOf(mod.Name())), slog.String("message", msg)}
+	if truncated {
+		attrs = append(attrs, slog.Bool("truncated", true))
+	}
+	if cs, _ := ctx.Value(callStateKey{}).(*callState); cs != nil {
+		attrs = append(attrs, slog.String("route", cs.route), slog.String("message_id", cs.messageID))
+	}
+	e.log.LogAttrs(ctx, slog.Level(level), "module log", attrs...)
+}
+
+// moduleOf strips the instance suffix of an instance name.
+func moduleOf(instance string) string {
+	if i := strings.LastIndexByte(instance, '#'); i >= 0 {
+		return instance[:i]
+	}
+	return instance
+}
+
+// newModuleConfig is the sandbox of one instance: no files, env or args;
+// real clocks; crypto random; stdio to the capped writer.
+func newModuleConfig(name string, stdio *stdioWriter) wazero.ModuleConfig {
+	return wazero.NewModuleConfig().
+		WithName(name).
+		WithStartFunctions(). // _initialize is called under limits, below
+		WithSysWalltime().
+		WithSysNanotime().
+		WithSysNanosleep().
+		WithRandSource(rand.Reader).
+		WithStdout(stdio).
+		WithStderr(stdio)
+}

@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/breakwater-dev/breakwater/host/meter"
+)
+
+// Kind names a policy kind a module may export.
+type Kind string
+
+// The kinds of ABI v1 and their exports.
+const (
+	KindRetry    Kind = "retry"
+	KindFallback Kind = "fallback"
+	KindStub     Kind = "stub"
+)
+
+// Export is the function a kind calls.
+func (k Kind) Export() string { return "bw_" + string(k) }
+
+var kinds = []Kind{KindRetry, KindFallback, KindStub}
+
+// Info is what validation learned about a module.
+type Info struct {
+	Kinds      []Kind
+	ABIVersion int // known after instantiation (DryRun, Load); 0 from Inspect
+	Imports    []string
+	Size       int
+	SHA256     string
+}
+
+// allowedWASI are the WASI preview 1 functions a module may import
+// (docs/abi.md §3).
+var allowedWASI = map[string]bool{
+	"clock_time_get": true, "clock_res_get": true, "random_get": true,
+	"fd_write": true, "fd_read": true, "fd_close": true, "fd_fdstat_get": true, "fd_fdstat_set_flags": true,
+	"fd_filestat_get": true, "fd_seek": true, "fd_prestat_get": true, "fd_prestat_dir_name": true,
+	"args_sizes_get": true, "args_get": true, "environ_sizes_get": true, "environ_get": true,
+	"poll_oneoff": true, "sched_yield": true, "proc_exit": true,
+}
+
+var (
+	i32 = api.ValueTypeI32
+	i64 = api.ValueTypeI64
+)
+
+// Inspect validates a module without running it: it parses, imports only
+// what the host offers, exports memory, bw_abi_version, bw_alloc and at
+// least one kind with the right signatures, and can be fuel-instrumented.
+func (e *Engine) Inspect(ctx context.Context, wasm []byte) (*Info, error) {
+	sum := sha256.Sum256(wasm)
+	info := &Info{Size: len(wasm), SHA256: hex.EncodeToString(sum[:])}
+	if len(wasm) < 4 || string(wasm[:4]) != "\x00asm" {
+		return nil, &ValidationError{Rule: "not_wasm", Detail: "the file is not a WebAssembly binary (no \\0asm header); upload the .wasm, not its source"}
+	}
+	cm, err := e.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, &ValidationError{Rule: "not_wasm", Detail: "the binary does not parse or validate: " + err.Error(), Err: err}
+	}
+	defer cm.Close(ctx)
+	for _, f := range cm.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		full := mod + "." + name
+		info.Imports = append(info.Imports, full)
+		switch {
+		case mod == "wasi_snapshot_preview1" && allowedWASI[name]:
+		case mod == HostModule && name == "log":
+			if !sameSig(f, []api.ValueType{i32, i32, i32}, nil) {
+				return nil, &ValidationError{Rule: "bad_signature", Detail: "bw_host.log must be (i32, i32, i32) -> ()"}
+			}
+		default:
+			return nil, &ValidationError{Rule: "forbidden_import", Detail: fmt.Sprintf("the module imports %s, which the host does not offer; allowed: WASI preview 1 clocks, random, stdio, args/env (empty), poll_oneoff, proc_exit, and bw_host.log (see docs/abi.md §3)", full)}
+		}
+	}
+	for _, m := range cm.ImportedMemories() {
+		mod, name, _ := m.Import()
+		return nil, &ValidationError{Rule: "forbidden_import", Detail: fmt.Sprintf("the module imports memory %s.%s; it must define and export its own memory", mod, name)}
+	}
+	if _, ok := cm.ExportedMemories()["memory"]; !ok {
+		return nil, &ValidationError{Rule: "missing_export", Detail: "the module does not export its memory as \"memory\""}
+	}
+	exports := cm.ExportedFunctions()
+	need := []struct {
+		name           string
+		params, result []api.ValueType
+	}{
+		{"bw_abi_version", nil, []api.ValueType{i32}},
+		{"bw_alloc", []api.ValueType{i32}, []api.ValueType{i32}},
+	}
+	for _, n := range need {
+		f, ok := exports[n.name]
+		if !ok {
+			return nil, &ValidationError{Rule: "missing_export", Detail: fmt.Sprintf("the module does not export %s (every ABI v1 module must; the Go SDK does it for you)", n.name)}
+		}
+		if !sameSig(f, n.params, n.result) {
+			return nil, &ValidationError{Rule: "bad_signature", Detail: fmt.Sprintf("%s has signature %s, want %s", n.name, sig(f.ParamTypes(), f.ResultTypes()), sig(n.params, n.result))}
+		}
+	}
+	for _, k := range kinds {
+		f, ok := exports[k.Export()]
+		if !ok {
+			continue
+		}
+		if !sameSig(f, []api.ValueType{i32, i32}, []api.ValueType{i64}) {
+			return nil, &ValidationError{Rule: "bad_signature", Detail: fmt.Sprintf("%s has signature %s, want (i32, i32) -> (i64)", k.Export(), sig(f.ParamTypes(), f.ResultTypes()))}
+		}
+		info.Kinds = append(info.Kinds, k)
+	}
+	if len(info.Kinds) == 0 {
+		return nil, &ValidationError{Rule: "no_kinds", Detail: "the module exports none of bw_retry, bw_fallback, bw_stub: it implements no policy"}
+	}
+	if _, err := meter.Instrument(wasm, meter.Options{}); err != nil {
+		var ie *meter.InstrumentError
+		errors.As(err, &ie)
+		return nil, &ValidationError{Rule: "instrument", Detail: err.Error(), Err: err}
+	}
+	return info, nil
+}
+
+func sameSig(f api.FunctionDefinition, params, results []api.ValueType) bool {
+	return slices.Equal(f.ParamTypes(), params) && slices.Equal(f.ResultTypes(), results)
+}
+
+func sig(params, results []api.ValueType) string {
+	name := func(ts []api.ValueType) string {
+		s := make([]string, len(ts))
+		for i, t := range ts {
+			s[i] = api.ValueTypeName(t)
+		}
+		return "(" + strings.Join(s, ", ") + ")"
+	}
+	return name(params) + " -> " + name(results)
+}

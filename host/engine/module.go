@@ -1,0 +1,431 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+	"github.com/breakwater-dev/breakwater/host/meter"
+)
+
+// LoadSpec names a module version to load.
+type LoadSpec struct {
+	Name, Version string
+	Wasm          []byte
+	// Limits are the module's default call limits (zero fields: defaults).
+	// MemoryPages is fixed at load: it is compiled into the module.
+	Limits Limits
+}
+
+// Module is a loaded module version: compiled once, with a pool of warm
+// instances. Safe for concurrent use.
+type Module struct {
+	e        *Engine
+	name     string
+	version  string
+	info     *Info
+	limits   Limits
+	compiled wazero.CompiledModule
+
+	pool    chan *instance
+	tickets chan struct{} // one per instance that may exist
+	calls   sync.WaitGroup
+
+	mu               sync.Mutex
+	closed           bool
+	consecutive      int
+	quarantinedUntil time.Time
+}
+
+type instance struct {
+	mod   api.Module
+	mem   api.Memory
+	alloc api.Function
+	fns   map[Kind]api.Function
+	stdio *stdioWriter
+	buf   []byte
+}
+
+type callStateKey struct{}
+
+type callState struct{ route, messageID string }
+
+// Load validates, instruments and compiles a module, and starts its first
+// instance (so a module that cannot start fails here, not on first use).
+func (e *Engine) Load(ctx context.Context, spec LoadSpec) (*Module, error) {
+	info, err := e.Inspect(ctx, spec.Wasm)
+	if err != nil {
+		return nil, err
+	}
+	lim := spec.Limits.WithDefaults()
+	instrumented, err := meter.Instrument(spec.Wasm, meter.Options{MaxMemoryPages: lim.MemoryPages})
+	if err != nil {
+		return nil, &ValidationError{Rule: "instrument", Detail: err.Error(), Err: err}
+	}
+	compiled, err := e.rt.CompileModule(ctx, instrumented)
+	if err != nil {
+		return nil, &ValidationError{Rule: "instrument", Detail: "the instrumented module does not compile: " + err.Error(), Err: err}
+	}
+	m := &Module{e: e, name: spec.Name, version: spec.Version, info: info, limits: lim, compiled: compiled,
+		pool: make(chan *instance, e.o.PoolSize), tickets: make(chan struct{}, e.o.PoolSize)}
+	for range e.o.PoolSize {
+		m.tickets <- struct{}{}
+	}
+	<-m.tickets
+	inst, err := m.newInstance(ctx)
+	if err != nil {
+		compiled.Close(ctx)
+		return nil, err
+	}
+	m.pool <- inst
+	return m, nil
+}
+
+// Name, Version and Info describe the module.
+func (m *Module) Name() string    { return m.name }
+func (m *Module) Version() string { return m.version }
+func (m *Module) Info() *Info     { return m.info }
+
+// Limits are the module's default call limits.
+func (m *Module) Limits() Limits { return m.limits }
+
+// newInstance instantiates the module and initialises and warms it up
+// under limits.
+func (m *Module) newInstance(ctx context.Context) (*instance, error) { return m.instantiate(ctx, true) }
+
+func (m *Module) instantiate(ctx context.Context, warm bool) (*instance, error) {
+	name := fmt.Sprintf("%s@%s#%d", m.name, m.version, m.e.seq.Add(1))
+	stdio := &stdioWriter{log: m.e.log, module: m.name + "@" + m.version, cap: m.e.o.StdioCapBytes}
+	lim := initLimits(m.limits)
+	deadline := time.Now().Add(lim.WallTime)
+	mod, err := m.e.rt.InstantiateModule(ctx, m.compiled, newModuleConfig(name, stdio))
+	if err != nil {
+		return nil, &ValidationError{Rule: "instantiate", Detail: "the module cannot be instantiated: " + err.Error(), Err: err}
+	}
+	inst := &instance{mod: mod, mem: mod.Memory(), alloc: mod.ExportedFunction("bw_alloc"), fns: map[Kind]api.Function{}, stdio: stdio}
+	for _, k := range m.info.Kinds {
+		inst.fns[k] = mod.ExportedFunction(k.Export())
+	}
+	fail := func(rule string, err error) (*instance, error) {
+		mod.Close(ctx)
+		return nil, &ValidationError{Rule: rule, Detail: err.Error(), Err: err}
+	}
+	if init := mod.ExportedFunction("_initialize"); init != nil {
+		cctx, call, err := meter.Begin(ctx, mod, lim.Fuel, deadline)
+		if err != nil {
+			return fail("instrument", err)
+		}
+		_, callErr := init.Call(cctx)
+		if _, err := call.End(callErr); err != nil {
+			return fail("initialize", fmt.Errorf("_initialize failed: %w", err))
+		}
+	}
+	cctx, call, err := meter.Begin(ctx, mod, lim.Fuel, deadline)
+	if err != nil {
+		return fail("instrument", err)
+	}
+	res, callErr := mod.ExportedFunction("bw_abi_version").Call(cctx)
+	if _, err := call.End(callErr); err != nil {
+		return fail("abi_version", fmt.Errorf("bw_abi_version failed: %w", err))
+	}
+	if v := int32(res[0]); v != abi.Version {
+		return fail("abi_version", fmt.Errorf("the module speaks ABI version %d; this host supports %d (rebuild it with a matching guest SDK)", v, abi.Version))
+	}
+	m.info.ABIVersion = abi.Version
+	// The warm-up runs under a few times the call limits, not the start-up
+	// ones: a module that spins on the sample input should cost little.
+	warmLim := Limits{Fuel: m.limits.Fuel * 4, WallTime: max(m.limits.WallTime*4, 200*time.Millisecond)}
+	if warm && !m.warmUp(ctx, inst, warmLim, time.Now().Add(warmLim.WallTime)) {
+		// The module cannot handle the sample input: start a clean instance
+		// without the warm-up rather than keep one left mid-failure.
+		mod.Close(ctx)
+		return m.instantiate(ctx, false)
+	}
+	return inst, nil
+}
+
+// warmUp calls each kind once on the sample input, so a guest's lazy
+// start-up work (a Go runtime's first allocations, say) is not charged to
+// the first real call: fuel per input is then the same on every call.
+func (m *Module) warmUp(ctx context.Context, inst *instance, lim Limits, deadline time.Time) bool {
+	buf := SampleInput().MarshalABI(nil)
+	for _, k := range m.info.Kinds {
+		cctx, call, err := meter.Begin(ctx, inst.mod, lim.Fuel, deadline)
+		if err != nil {
+			return false
+		}
+		res, callErr := inst.alloc.Call(cctx, uint64(len(buf)))
+		if callErr == nil {
+			if !inst.mem.Write(uint32(res[0]), buf) {
+				_, _ = call.End(nil)
+				return false
+			}
+			_, callErr = inst.fns[k].Call(cctx, res[0], uint64(len(buf)))
+		}
+		if _, err := call.End(callErr); err != nil {
+			return false
+		}
+	}
+	inst.stdio.reset()
+	return true
+}
+
+// acquire takes a warm instance, or makes one while the pool is not full,
+// else waits (never past ctx).
+func (m *Module) acquire(ctx context.Context) (*instance, error) {
+	select {
+	case inst := <-m.pool:
+		return inst, nil
+	default:
+	}
+	select {
+	case inst := <-m.pool:
+		return inst, nil
+	case <-m.tickets:
+		inst, err := m.newInstance(ctx)
+		if err != nil {
+			m.tickets <- struct{}{}
+			return nil, err
+		}
+		return inst, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("module %s@%s: waiting for a free instance: %w", m.name, m.version, ctx.Err())
+	}
+}
+
+func (m *Module) release(inst *instance) { m.pool <- inst }
+
+// discard closes a breached instance; a new one is made on demand.
+func (m *Module) discard(ctx context.Context, inst *instance) {
+	inst.mod.Close(ctx)
+	m.tickets <- struct{}{}
+}
+
+// CallOption tags a call for logs.
+type CallOption func(*callState)
+
+// ForMessage attributes the call's guest logs to route and message id.
+func ForMessage(route, messageID string) CallOption {
+	return func(c *callState) { c.route, c.messageID = route, messageID }
+}
+
+// call runs kind on in under lim and returns the encoded output.
+func (m *Module) call(ctx context.Context, kind Kind, in *abi.Input, lim Limits) ([]byte, error) {
+	t0 := time.Now()
+	out, fuel, err := m.callInner(ctx, kind, in, lim)
+	if m.e.o.OnCall != nil {
+		var be *BreachError
+		rep := CallReport{Module: m.name, Version: m.version, Kind: string(kind), Duration: time.Since(t0), Fuel: fuel, Err: err}
+		if errors.As(err, &be) {
+			rep.Breach = be.Kind
+		}
+		m.e.o.OnCall(rep)
+	}
+	return out, err
+}
+
+func (m *Module) callInner(ctx context.Context, kind Kind, in *abi.Input, lim Limits) ([]byte, int64, error) {
+	if err := m.admit(); err != nil {
+		return nil, 0, err
+	}
+	defer m.calls.Done()
+	lim = m.limits.merge(lim)
+	inst, err := m.acquire(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	fn := inst.fns[kind]
+	if fn == nil {
+		m.release(inst)
+		return nil, 0, &BreachError{Kind: BreachABI, Module: m.name, Version: m.version, Export: kind.Export(), Err: fmt.Errorf("the module does not export %s", kind.Export())}
+	}
+	inst.stdio.reset()
+	deadline := time.Now().Add(lim.WallTime)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	inst.buf = in.MarshalABI(inst.buf[:0])
+	cctx, call, err := meter.Begin(context.WithValue(ctx, callStateKey{}, &callState{route: in.Route, messageID: in.MessageID}), inst.mod, lim.Fuel, deadline)
+	if err != nil {
+		m.discard(ctx, inst)
+		return nil, 0, err
+	}
+	breach := func(k BreachKind, err error) ([]byte, int64, error) {
+		used, _ := call.End(nil)
+		m.discard(ctx, inst)
+		m.breached()
+		return nil, used, &BreachError{Kind: k, Module: m.name, Version: m.version, Export: kind.Export(), Err: err}
+	}
+	res, callErr := inst.alloc.Call(cctx, uint64(len(inst.buf)))
+	if callErr == nil {
+		ptr := uint32(res[0])
+		if !inst.mem.Write(ptr, inst.buf) {
+			return breach(BreachBadOutput, fmt.Errorf("bw_alloc(%d) returned %d, outside the module's memory", len(inst.buf), ptr))
+		}
+		res, callErr = fn.Call(cctx, uint64(ptr), uint64(len(inst.buf)))
+	}
+	used, err := call.End(callErr)
+	if err != nil {
+		return breach(m.classify(inst, lim, err), err)
+	}
+	packed := res[0]
+	outPtr, outLen := uint32(packed>>32), uint32(packed)
+	if outLen > lim.OutputBytes {
+		return breach(BreachOutputTooLarge, fmt.Errorf("output of %d bytes exceeds the limit of %d", outLen, lim.OutputBytes))
+	}
+	b, ok := inst.mem.Read(outPtr, outLen)
+	if !ok {
+		return breach(BreachBadOutput, fmt.Errorf("output [%d, %d+%d) is outside the module's memory", outPtr, outPtr, outLen))
+	}
+	out := append([]byte(nil), b...)
+	m.release(inst)
+	return out, used, nil
+}
+
+// classify names the breach behind a failed call.
+func (m *Module) classify(inst *instance, lim Limits, err error) BreachKind {
+	switch {
+	case errors.Is(err, meter.ErrFuelExhausted):
+		return BreachFuel
+	case errors.Is(err, meter.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return BreachDeadline
+	case inst.stdio.outOfMemory():
+		return BreachMemory
+	}
+	if size := uint64(inst.mem.Size()); lim.MemoryPages > 0 && size*4 >= uint64(lim.MemoryPages)*65536*3 {
+		// Trapped with its memory near the limit: most likely a refused
+		// grow (wazero cannot say; this is a heuristic).
+		return BreachMemory
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) || strings.Contains(err.Error(), "wasm error") {
+		return BreachTrap
+	}
+	return BreachTrap
+}
+
+// merge fills zero fields of call limits from the module's.
+func (l Limits) merge(call Limits) Limits {
+	if call.Fuel > 0 {
+		l.Fuel = call.Fuel
+	}
+	if call.WallTime > 0 {
+		l.WallTime = call.WallTime
+	}
+	if call.OutputBytes > 0 {
+		l.OutputBytes = call.OutputBytes
+	}
+	return l
+}
+
+// admit refuses calls while quarantined or closed, and counts the call in.
+func (m *Module) admit() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("module %s@%s: %w", m.name, m.version, ErrClosed)
+	}
+	if now := time.Now(); now.Before(m.quarantinedUntil) {
+		return fmt.Errorf("module %s@%s: %w (for another %v)", m.name, m.version, ErrQuarantined, m.quarantinedUntil.Sub(now).Round(time.Millisecond))
+	}
+	m.calls.Add(1)
+	return nil
+}
+
+func (m *Module) breached() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.consecutive++
+	if m.consecutive >= m.e.o.QuarantineAfter {
+		m.quarantinedUntil = time.Now().Add(m.e.o.QuarantineFor)
+		m.e.log.Warn("module quarantined after repeated breaches", slog.String("module", m.name), slog.String("version", m.version),
+			slog.Int("breaches", m.consecutive), slog.Duration("for", m.e.o.QuarantineFor))
+	}
+}
+
+// Quarantined reports whether calls currently fail fast.
+func (m *Module) Quarantined() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return time.Now().Before(m.quarantinedUntil)
+}
+
+// Close waits (up to 10s) for calls in flight, then frees the module. Calls
+// after Close fail with ErrClosed.
+func (m *Module) Close(ctx context.Context) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	m.mu.Unlock()
+	done := make(chan struct{})
+	go func() { m.calls.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		m.e.log.Warn("closing module with calls still in flight", slog.String("module", m.name), slog.String("version", m.version))
+	}
+	for {
+		select {
+		case inst := <-m.pool:
+			inst.mod.Close(ctx)
+			continue
+		default:
+		}
+		break
+	}
+	m.compiled.Close(ctx)
+}
+
+// Retry, Fallback and Stub call the module's kinds. lim overrides the
+// module's limits where set (MemoryPages is fixed at load).
+func (m *Module) Retry(ctx context.Context, in *abi.Input, lim Limits) (abi.RetryDecision, error) {
+	var d abi.RetryDecision
+	out, err := m.call(ctx, KindRetry, in, lim)
+	if err == nil {
+		err = m.decode(KindRetry, d.UnmarshalABI(out))
+	}
+	return d, err
+}
+
+func (m *Module) Fallback(ctx context.Context, in *abi.Input, lim Limits) (abi.FallbackDecision, error) {
+	var d abi.FallbackDecision
+	out, err := m.call(ctx, KindFallback, in, lim)
+	if err == nil {
+		err = m.decode(KindFallback, d.UnmarshalABI(out))
+	}
+	return d, err
+}
+
+func (m *Module) Stub(ctx context.Context, in *abi.Input, lim Limits) (abi.Stub, error) {
+	var s abi.Stub
+	out, err := m.call(ctx, KindStub, in, lim)
+	if err == nil {
+		err = m.decode(KindStub, s.UnmarshalABI(out))
+	}
+	return s, err
+}
+
+// decode turns an output decoding error into a breach (the instance was
+// healthy, so it stays; the module is counted as breaching).
+func (m *Module) decode(kind Kind, err error) error {
+	if err == nil {
+		m.mu.Lock()
+		m.consecutive = 0
+		m.mu.Unlock()
+		return nil
+	}
+	m.breached()
+	return &BreachError{Kind: BreachBadOutput, Module: m.name, Version: m.version, Export: kind.Export(), Err: err}
+}

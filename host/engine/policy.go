@@ -1,0 +1,72 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+)
+
+// Policy adapts a module to host/policy's Retry, Fallback and StubGenerator
+// interfaces, with fixed call limits.
+type Policy struct {
+	m   *Module
+	lim Limits
+}
+
+// Policy returns the module as a policy calling with lim (zero fields: the
+// module's limits).
+func (m *Module) Policy(lim Limits) *Policy { return &Policy{m: m, lim: lim} }
+
+// DecideRetry implements policy.Retry.
+func (p *Policy) DecideRetry(ctx context.Context, in *abi.Input) (abi.RetryDecision, error) {
+	return p.m.Retry(ctx, in, p.lim)
+}
+
+// ChooseFallback implements policy.Fallback.
+func (p *Policy) ChooseFallback(ctx context.Context, in *abi.Input) (abi.FallbackDecision, error) {
+	return p.m.Fallback(ctx, in, p.lim)
+}
+
+// GenerateStub implements policy.StubGenerator.
+func (p *Policy) GenerateStub(ctx context.Context, in *abi.Input) (abi.Stub, error) {
+	return p.m.Stub(ctx, in, p.lim)
+}
+
+// SampleInput is the input of dry runs.
+func SampleInput() *abi.Input {
+	return &abi.Input{
+		Route: "dry-run", Subject: "bw.in.dry-run", MessageID: "dry-run-1",
+		Attempt: 1, MaxAttempts: 3, ElapsedMs: 120,
+		Error:        abi.AttemptError{Attempt: 1, AtUnixMs: 1_700_000_000_000, Kind: abi.ErrorStatus, Status: 503, Message: "POST http://example/ answered 503"},
+		BreakerState: "closed",
+		Headers:      map[string]string{"Nats-Msg-Id": "dry-run-1"},
+		Payload:      []byte(`{"id":"sample","sku":"A-1"}`),
+	}
+}
+
+// DryRun validates a module fully: Inspect, then load it and call every
+// kind it exports once on SampleInput within lim. A failure is a
+// *ValidationError with Rule "dry_run" (or the rule that failed earlier).
+func (e *Engine) DryRun(ctx context.Context, wasm []byte, lim Limits) (*Info, error) {
+	m, err := e.Load(ctx, LoadSpec{Name: "dry-run", Version: "0", Wasm: wasm, Limits: lim})
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close(ctx)
+	for _, k := range m.info.Kinds {
+		in := SampleInput()
+		switch k {
+		case KindRetry:
+			_, err = m.Retry(ctx, in, Limits{})
+		case KindFallback:
+			_, err = m.Fallback(ctx, in, Limits{})
+		case KindStub:
+			_, err = m.Stub(ctx, in, Limits{})
+		}
+		if err != nil {
+			return nil, &ValidationError{Rule: "dry_run", Detail: fmt.Sprintf("%s on a sample input failed: %v", k.Export(), err), Err: err}
+		}
+	}
+	return m.info, nil
+}
