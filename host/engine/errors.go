@@ -13,7 +13,9 @@ type ValidationError struct {
 	Err    error
 }
 
-func (e *ValidationError) Error() string { return fmt.Sprintf("module rejected (%s): %s", e.Rule, e.Detail) }
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("module rejected (%s): %s", e.Rule, e.Detail)
+}
 func (e *ValidationError) Unwrap() error { return e.Err }
 
 // BreachKind says which limit or rule a call broke.
