@@ -24,12 +24,16 @@ type LoadSpec struct {
 	// Limits are the module's default call limits (zero fields: defaults).
 	// MemoryPages is fixed at load: it is compiled into the module.
 	Limits Limits
+	// Unmetered skips fuel instrumentation: no fuel or wall-time limit.
+	// Only for measuring the metering's cost; never for uploaded modules.
+	Unmetered bool
 }
 
 // Module is a loaded module version: compiled once, with a pool of warm
 // instances. Safe for concurrent use.
 type Module struct {
-	e        *Engine
+	e         *Engine
+	unmetered bool
 	name     string
 	version  string
 	info     *Info
@@ -67,15 +71,17 @@ func (e *Engine) Load(ctx context.Context, spec LoadSpec) (*Module, error) {
 		return nil, err
 	}
 	lim := spec.Limits.WithDefaults()
-	instrumented, err := meter.Instrument(spec.Wasm, meter.Options{MaxMemoryPages: lim.MemoryPages})
-	if err != nil {
-		return nil, &ValidationError{Rule: "instrument", Detail: err.Error(), Err: err}
+	instrumented := spec.Wasm
+	if !spec.Unmetered {
+		if instrumented, err = meter.Instrument(spec.Wasm, meter.Options{MaxMemoryPages: lim.MemoryPages}); err != nil {
+			return nil, &ValidationError{Rule: "instrument", Detail: err.Error(), Err: err}
+		}
 	}
 	compiled, err := e.rt.CompileModule(ctx, instrumented)
 	if err != nil {
 		return nil, &ValidationError{Rule: "instrument", Detail: "the instrumented module does not compile: " + err.Error(), Err: err}
 	}
-	m := &Module{e: e, name: spec.Name, version: spec.Version, info: info, limits: lim, compiled: compiled,
+	m := &Module{e: e, unmetered: spec.Unmetered, name: spec.Name, version: spec.Version, info: info, limits: lim, compiled: compiled,
 		pool: make(chan *instance, e.o.PoolSize), tickets: make(chan struct{}, e.o.PoolSize)}
 	for range e.o.PoolSize {
 		m.tickets <- struct{}{}
@@ -120,7 +126,7 @@ func (m *Module) instantiate(ctx context.Context, warm bool) (*instance, error) 
 		return nil, &ValidationError{Rule: rule, Detail: err.Error(), Err: err}
 	}
 	if init := mod.ExportedFunction("_initialize"); init != nil {
-		cctx, call, err := meter.Begin(ctx, mod, lim.Fuel, deadline)
+		cctx, call, err := m.begin(ctx, mod, lim.Fuel, deadline)
 		if err != nil {
 			return fail("instrument", err)
 		}
@@ -129,7 +135,7 @@ func (m *Module) instantiate(ctx context.Context, warm bool) (*instance, error) 
 			return fail("initialize", fmt.Errorf("_initialize failed: %w", err))
 		}
 	}
-	cctx, call, err := meter.Begin(ctx, mod, lim.Fuel, deadline)
+	cctx, call, err := m.begin(ctx, mod, lim.Fuel, deadline)
 	if err != nil {
 		return fail("instrument", err)
 	}
@@ -159,7 +165,7 @@ func (m *Module) instantiate(ctx context.Context, warm bool) (*instance, error) 
 func (m *Module) warmUp(ctx context.Context, inst *instance, lim Limits, deadline time.Time) bool {
 	buf := SampleInput().MarshalABI(nil)
 	for _, k := range m.info.Kinds {
-		cctx, call, err := meter.Begin(ctx, inst.mod, lim.Fuel, deadline)
+		cctx, call, err := m.begin(ctx, inst.mod, lim.Fuel, deadline)
 		if err != nil {
 			return false
 		}
@@ -254,7 +260,7 @@ func (m *Module) callInner(ctx context.Context, kind Kind, in *abi.Input, lim Li
 		deadline = dl
 	}
 	inst.buf = in.MarshalABI(inst.buf[:0])
-	cctx, call, err := meter.Begin(context.WithValue(ctx, callStateKey{}, &callState{route: in.Route, messageID: in.MessageID}), inst.mod, lim.Fuel, deadline)
+	cctx, call, err := m.begin(context.WithValue(ctx, callStateKey{}, &callState{route: in.Route, messageID: in.MessageID}), inst.mod, lim.Fuel, deadline)
 	if err != nil {
 		m.discard(ctx, inst)
 		return nil, 0, err
@@ -428,4 +434,24 @@ func (m *Module) decode(kind Kind, err error) error {
 	}
 	m.breached()
 	return &BreachError{Kind: BreachBadOutput, Module: m.name, Version: m.version, Export: kind.Export(), Err: err}
+}
+
+// meterCall is a metered call in progress (or none, for unmetered modules).
+type meterCall interface {
+	End(callErr error) (used int64, err error)
+}
+
+type noMeter struct{}
+
+func (noMeter) End(err error) (int64, error) { return 0, err }
+
+func (m *Module) begin(ctx context.Context, mod api.Module, fuel int64, deadline time.Time) (context.Context, meterCall, error) {
+	if m.unmetered {
+		return ctx, noMeter{}, nil
+	}
+	cctx, c, err := meter.Begin(ctx, mod, fuel, deadline)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cctx, c, nil
 }
