@@ -34,11 +34,11 @@ type LoadSpec struct {
 type Module struct {
 	e         *Engine
 	unmetered bool
-	name     string
-	version  string
-	info     *Info
-	limits   Limits
-	compiled wazero.CompiledModule
+	name      string
+	version   string
+	info      *Info
+	limits    Limits
+	compiled  wazero.CompiledModule
 
 	pool    chan *instance
 	tickets chan struct{} // one per instance that may exist
