@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -234,4 +235,19 @@ func (e *env) deadLetters(route string, want int) []deadletter.Parked {
 		}
 	}
 	return parked
+}
+
+// startErr starts a service from path and returns the start error (closing
+// the service if it started).
+func startErr(t *testing.T, path string) error {
+	t.Helper()
+	cfg, err := config.Load(path, nil)
+	if err != nil {
+		return err
+	}
+	svc, err := service.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil {
+		svc.Close()
+	}
+	return err
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/breakwater-dev/breakwater/host/binding"
 	"github.com/breakwater-dev/breakwater/host/config"
+	"github.com/breakwater-dev/breakwater/host/engine"
 	"github.com/breakwater-dev/breakwater/host/embedded"
 	"github.com/breakwater-dev/breakwater/host/pipeline"
 	"github.com/breakwater-dev/breakwater/host/topology"
@@ -31,6 +33,9 @@ type Service struct {
 	pipe *pipeline.Pipeline
 	http *http.Server
 	ln   net.Listener
+
+	engine *engine.Engine
+	binder *binding.Binder
 
 	closeOnce sync.Once
 }
@@ -59,9 +64,16 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		return nil, fmt.Errorf("creating streams and buckets: %w", err)
 	}
 	guards := newGuards(log, nil)
+	var binder pipeline.ModuleBinder
+	if usesModules(cfg) {
+		if err := s.startEngine(ctx); err != nil {
+			return nil, err
+		}
+		binder = s.binder
+	}
 	routes := make([]*pipeline.Route, 0, len(cfg.Routes))
 	for i := range cfg.Routes {
-		r, err := pipeline.NewRoute(ctx, &cfg.Routes[i], s.nc, nil)
+		r, err := pipeline.NewRoute(ctx, &cfg.Routes[i], s.nc, binder)
 		if err != nil {
 			return nil, err
 		}
@@ -196,9 +208,38 @@ func (s *Service) Close() {
 			}
 			s.nc.Close()
 		}
+		if s.binder != nil {
+			s.binder.Close(context.Background())
+		}
+		if s.engine != nil {
+			_ = s.engine.Close(context.Background())
+		}
 		if s.srv != nil {
 			s.srv.Shutdown()
 			s.srv.WaitForShutdown()
 		}
 	})
+}
+
+func usesModules(cfg *config.Config) bool {
+	for _, r := range cfg.Routes {
+		if r.Modules.Retry != nil || r.Modules.Fallback != nil || r.Modules.Stub != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// startEngine starts the policy engine and the binder loading modules from
+// modules.dir.
+func (s *Service) startEngine(ctx context.Context) error {
+	mc := s.cfg.Modules
+	eng, err := engine.New(ctx, engine.Options{CacheDir: mc.CacheDir, Logger: s.log, PoolSize: mc.PoolSize})
+	if err != nil {
+		return err
+	}
+	s.engine = eng
+	lim := engine.Limits{Fuel: int64(mc.Limits.Fuel), WallTime: mc.Limits.WallTime, MemoryPages: mc.Limits.MemoryPages, OutputBytes: mc.Limits.OutputBytes}
+	s.binder = binding.New(eng, binding.DirSource{Dir: mc.Dir}, lim, s.log)
+	return nil
 }

@@ -1,0 +1,62 @@
+package binding
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Source finds module binaries.
+type Source interface {
+	// Fetch returns module name's binary at version ("" = the current one)
+	// and the version it resolved to.
+	Fetch(ctx context.Context, name, version string) (wasm []byte, resolved string, err error)
+}
+
+// ErrNotFound is returned (wrapped) for unknown modules or versions.
+var ErrNotFound = errors.New("module not found")
+
+// DirSource serves <Dir>/<name>.wasm; a module's version is the first 12
+// hex digits of its sha256.
+type DirSource struct{ Dir string }
+
+// Fetch implements Source.
+func (d DirSource) Fetch(_ context.Context, name, version string) ([]byte, string, error) {
+	path := filepath.Join(d.Dir, name+".wasm")
+	wasm, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, "", fmt.Errorf("module %q: %w: no %s (put the .wasm there, or upload it with `runtime module push`)", name, ErrNotFound, path)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("module %q: %w", name, err)
+	}
+	sum := sha256.Sum256(wasm)
+	v := hex.EncodeToString(sum[:])[:12]
+	if version != "" && version != v {
+		return nil, "", fmt.Errorf("module %q: %w: version %s pinned, but %s holds version %s", name, ErrNotFound, version, path, v)
+	}
+	return wasm, v, nil
+}
+
+// Sources tries each source in order; the first that knows the module wins.
+type Sources []Source
+
+// Fetch implements Source.
+func (s Sources) Fetch(ctx context.Context, name, version string) ([]byte, string, error) {
+	var last error = fmt.Errorf("module %q: %w: no module sources configured", name, ErrNotFound)
+	for _, src := range s {
+		wasm, v, err := src.Fetch(ctx, name, version)
+		if err == nil {
+			return wasm, v, nil
+		}
+		last = err
+		if !errors.Is(err, ErrNotFound) {
+			return nil, "", err
+		}
+	}
+	return nil, "", last
+}

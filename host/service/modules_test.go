@@ -1,0 +1,110 @@
+package service_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/breakwater-dev/breakwater/host/deadletter"
+	"github.com/breakwater-dev/breakwater/host/headers"
+)
+
+// moduleDir copies modules (from modules/ or modules/fixtures/) into a
+// temporary modules.dir and returns the config line setting it.
+func moduleDir(t *testing.T, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, n := range names {
+		src := filepath.Join("..", "..", "modules", n+".wasm")
+		if _, err := os.Stat(src); err != nil {
+			src = filepath.Join("..", "..", "modules", "fixtures", n+".wasm")
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, n+".wasm"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fmt.Sprintf("modules:\n  dir: %s\n  cache_dir: %s\n", dir, filepath.Join(os.TempDir(), "breakwater-engine-test-cache"))
+}
+
+func TestModulePolicies(t *testing.T) {
+	up := newUpstream(t, func(id string, call int) int {
+		if strings.HasPrefix(id, "gone") {
+			return 404
+		}
+		return 503
+	})
+	mods := moduleDir(t, "retry-status-aware", "stub-template", "infinite_loop")
+	e := newEnv(t, mods+"routes:"+
+		routeYAML("wasm", up.URL, `    modules:
+      retry:
+        name: retry-status-aware
+        config:
+          initial_ms: 5
+          max_ms: 20
+      stub:
+        name: stub-template
+        config:
+          template:
+            status: temporarily unavailable
+            price: 0
+`)+
+		routeYAML("hostile", up.URL, `    modules:
+      retry:
+        name: infinite_loop
+        limits:
+          wall_time: 20ms
+`))
+	e.run()
+	e.publish("wasm", "w-1", `{"id":"w-1"}`)
+	e.publish("wasm", "gone-1", `{"id":"gone-1"}`)
+	e.publish("hostile", "h-1", `{"id":"h-1"}`)
+
+	// Retried by the module (503 is retryable) until max attempts, then the
+	// module's stub.
+	m := e.outcome("w-1")
+	if m.Header.Get(headers.Outcome) != headers.OutcomeStub || m.Header.Get(headers.Attempts) != "3" {
+		t.Fatalf("w-1: %v %s", m.Header, m.Data)
+	}
+	if !strings.Contains(string(m.Data), "temporarily unavailable") {
+		t.Errorf("stub payload %s", m.Data)
+	}
+	// 404: the module says do not retry: one attempt, then the stub.
+	if m := e.outcome("gone-1"); m.Header.Get(headers.Attempts) != "1" || m.Header.Get(headers.Outcome) != headers.OutcomeStub {
+		t.Fatalf("gone-1: %v", m.Header)
+	}
+	// Hostile modules: each breach falls back to the native policy (and
+	// there is no static stub), so the message still reaches a terminal
+	// outcome: a dead letter with the target's errors.
+	m = e.outcome("h-1")
+	if m.Header.Get(headers.Outcome) != headers.OutcomeDead {
+		t.Fatalf("h-1: %v", m.Header)
+	}
+	if rec, err := deadletter.Unmarshal(m.Data); err != nil || len(rec.Errors) != 3 {
+		t.Fatalf("h-1 record: %+v %v", rec, err)
+	}
+	for _, want := range []string{`"module":"infinite_loop"`} {
+		if e.logLine(`"policy module failed; using the native policy"`, want) == "" {
+			t.Errorf("no log line for the failing module %s", want)
+		}
+	}
+}
+
+func TestUnknownModuleRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "b.yaml")
+	up := newUpstream(t, always(200))
+	yaml := fmt.Sprintf(baseConfig, filepath.Join(dir, "js")) + moduleDir(t) + "routes:" + routeYAML("r", up.URL, "    modules:\n      retry:\n        name: nosuch\n")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := startErr(t, path)
+	if err == nil || !strings.Contains(err.Error(), "nosuch") || !strings.Contains(err.Error(), `route "r"`) {
+		t.Fatalf("want an error naming the route and the module, got %v", err)
+	}
+}
