@@ -16,8 +16,8 @@ import (
 
 	"github.com/breakwater-dev/breakwater/host/binding"
 	"github.com/breakwater-dev/breakwater/host/config"
-	"github.com/breakwater-dev/breakwater/host/engine"
 	"github.com/breakwater-dev/breakwater/host/embedded"
+	"github.com/breakwater-dev/breakwater/host/engine"
 	"github.com/breakwater-dev/breakwater/host/pipeline"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
