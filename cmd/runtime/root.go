@@ -29,7 +29,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", os.Getenv("BW_CONFIG"), "YAML config file (env BW_CONFIG)")
-	root.AddCommand(newServeCmd(g), newDLQCmd(g), newPublishCmd(g))
+	root.AddCommand(newServeCmd(g), newDLQCmd(g), newPublishCmd(g), newFlagCmd(g))
 	return root
 }
 
@@ -75,4 +75,10 @@ func connect(cfg *config.Config) (*nats.Conn, jetstream.JetStream, error) {
 // opContext bounds an operator command.
 func opContext(parent context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(parent, 30*time.Second)
+}
+
+// flagOps carries what a flag subcommand needs.
+type flagOps struct {
+	ctx context.Context
+	kv  jetstream.KeyValue
 }

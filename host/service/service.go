@@ -18,6 +18,7 @@ import (
 	"github.com/breakwater-dev/breakwater/host/config"
 	"github.com/breakwater-dev/breakwater/host/embedded"
 	"github.com/breakwater-dev/breakwater/host/engine"
+	"github.com/breakwater-dev/breakwater/host/flagstore"
 	"github.com/breakwater-dev/breakwater/host/pipeline"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
@@ -36,6 +37,7 @@ type Service struct {
 
 	engine *engine.Engine
 	binder *binding.Binder
+	flags  *flagstore.Flags
 
 	closeOnce sync.Once
 }
@@ -63,6 +65,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	}); err != nil {
 		return nil, fmt.Errorf("creating streams and buckets: %w", err)
 	}
+	if s.flags, err = flagstore.Open(ctx, s.js, flagstore.Options{Logger: log}); err != nil {
+		return nil, err
+	}
 	guards := newGuards(log, nil)
 	var binder pipeline.ModuleBinder
 	if usesModules(cfg) {
@@ -87,6 +92,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		NC:       s.nc,
 		Routes:   routes,
 		Logger:   log,
+		Switches: s.flags,
 		AckWait:  cfg.Streams.AckWait,
 		Replicas: cfg.Streams.Replicas,
 	}); err != nil {
@@ -164,6 +170,9 @@ func (s *Service) connect() error {
 	return nil
 }
 
+// Flags is the instance's live view of bw_flags.
+func (s *Service) Flags() *flagstore.Flags { return s.flags }
+
 // NATSURL is the client URL of the NATS server the service uses.
 func (s *Service) NATSURL() string {
 	if s.srv != nil {
@@ -199,6 +208,9 @@ func (s *Service) Close() {
 			cancel()
 		} else if s.ln != nil {
 			_ = s.ln.Close()
+		}
+		if s.flags != nil {
+			s.flags.Close()
 		}
 		if s.nc != nil {
 			_ = s.nc.Drain()
