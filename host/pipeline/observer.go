@@ -20,6 +20,9 @@ type Observer interface {
 	// Redelivered reports a message delivered again without a retry decision
 	// (crash or ack timeout).
 	Redelivered(route string)
+	// InFlight reports messages (async) or requests (sync) starting (+1)
+	// and ending (-1).
+	InFlight(route string, delta int)
 }
 
 // NopObserver ignores everything.
@@ -30,3 +33,4 @@ func (NopObserver) Retry(string, uint32, time.Duration)                  {}
 func (NopObserver) Outcome(string, string, uint32, time.Duration)        {}
 func (NopObserver) PolicyFailed(string, string, string, error)           {}
 func (NopObserver) Redelivered(string)                                   {}
+func (NopObserver) InFlight(string, int)                                 {}

@@ -82,6 +82,8 @@ func flatten(h map[string][]string) map[string]string {
 // process handles one delivery of a route's message through to a retry
 // (NakWithDelay) or a terminal outcome (ack).
 func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
+	p.obs.InFlight(r.Name, 1)
+	defer p.obs.InFlight(r.Name, -1)
 	j, err := newJob(msg)
 	if err != nil {
 		p.log.Error("cannot process message; it will be redelivered", slog.String("route", r.Name), slog.String("error", err.Error()))

@@ -100,6 +100,8 @@ func callDeadline(r *Route, msg *nats.Msg, now time.Time) time.Time {
 // answer, else a cached value, else a stub, else an error reply. Retries
 // are bounded by the remaining time. overloaded skips the target.
 func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, overloaded bool) {
+	p.obs.InFlight(r.Name, 1)
+	defer p.obs.InFlight(r.Name, -1)
 	start := time.Now()
 	deadline := callDeadline(r, msg, start)
 	ctx, cancel := context.WithDeadline(work, deadline)

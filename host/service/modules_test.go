@@ -2,10 +2,13 @@ package service_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/breakwater-dev/breakwater/host/deadletter"
 	"github.com/breakwater-dev/breakwater/host/headers"
@@ -107,4 +110,55 @@ func TestUnknownModuleRefusesToStart(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "nosuch") || !strings.Contains(err.Error(), `route "r"`) {
 		t.Fatalf("want an error naming the route and the module, got %v", err)
 	}
+}
+
+func TestMetricsScraped(t *testing.T) {
+	up := newUpstream(t, func(id string, call int) int {
+		if id == "fail" {
+			return 503
+		}
+		return 200
+	})
+	e := newEnv(t, moduleDir(t, "retry-status-aware")+"routes:"+routeYAML("metered", up.URL, `    modules:
+      retry:
+        name: retry-status-aware
+        config:
+          initial_ms: 1
+          max_ms: 5
+`))
+	e.run()
+	e.publish("metered", "ok", `{"id":"ok"}`)
+	e.publish("metered", "fail", `{"id":"fail"}`)
+	e.outcome("ok")
+	e.outcome("fail")
+	body := scrape(t, "http://"+e.svc.HTTPAddr()+"/metrics")
+	for _, want := range []string{
+		`breakwater_outcomes_total{outcome="ok",route="metered"} 1`,
+		`breakwater_outcomes_total{outcome="dead",route="metered"} 1`,
+		`breakwater_target_attempts_total{result="status",route="metered",target="metered"} 3`,
+		`breakwater_target_attempts_total{result="ok",route="metered",target="metered"} 1`,
+		`breakwater_retries_total{route="metered"} 2`,
+		`breakwater_module_version_info{module="retry-status-aware",version="`,
+		`breakwater_module_call_seconds_count{kind="retry",module="retry-status-aware"`,
+		`breakwater_module_fuel_used_count{kind="retry",module="retry-status-aware"`,
+		`breakwater_target_latency_seconds_bucket{route="metered",target="metered"`,
+		`breakwater_in_flight{route="metered"} 0`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

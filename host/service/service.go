@@ -19,7 +19,9 @@ import (
 	"github.com/breakwater-dev/breakwater/host/embedded"
 	"github.com/breakwater-dev/breakwater/host/engine"
 	"github.com/breakwater-dev/breakwater/host/flagstore"
+	"github.com/breakwater-dev/breakwater/host/overload"
 	"github.com/breakwater-dev/breakwater/host/pipeline"
+	"github.com/breakwater-dev/breakwater/host/telemetry"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -35,9 +37,10 @@ type Service struct {
 	http *http.Server
 	ln   net.Listener
 
-	engine *engine.Engine
-	binder *binding.Binder
-	flags  *flagstore.Flags
+	engine  *engine.Engine
+	binder  *binding.Binder
+	flags   *flagstore.Flags
+	metrics *telemetry.Metrics
 
 	closeOnce sync.Once
 }
@@ -65,10 +68,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	}); err != nil {
 		return nil, fmt.Errorf("creating streams and buckets: %w", err)
 	}
-	if s.flags, err = flagstore.Open(ctx, s.js, flagstore.Options{Logger: log}); err != nil {
+	s.metrics = telemetry.New()
+	if s.flags, err = flagstore.Open(ctx, s.js, flagstore.Options{Logger: log, OnChange: s.metrics.Switch}); err != nil {
 		return nil, err
 	}
-	guards := newGuards(log, nil)
+	guards := newGuards(log, func(target string, _, to overload.State) { s.metrics.BreakerState(target, to.String()) })
 	var binder pipeline.ModuleBinder
 	if usesModules(cfg) {
 		if err := s.startEngine(ctx); err != nil {
@@ -84,6 +88,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		}
 		if g := guardFor(guards, &cfg.Routes[i]); g != nil {
 			r.Guard = g
+			if st := g.BreakerState(); st != "" {
+				s.metrics.BreakerState(r.Target, st)
+			}
 		}
 		routes = append(routes, r)
 	}
@@ -93,6 +100,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		Routes:   routes,
 		Logger:   log,
 		Switches: s.flags,
+		Observer: s.metrics,
 		AckWait:  cfg.Streams.AckWait,
 		Replicas: cfg.Streams.Replicas,
 	}); err != nil {
@@ -193,6 +201,7 @@ func (s *Service) HTTPAddr() string {
 // everything Start opened.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.Close()
+	go s.pollConsumers(ctx)
 	s.log.Info("breakwater running", slog.Int("routes", len(s.cfg.Routes)), slog.String("nats", s.NATSURL()), slog.String("http", s.HTTPAddr()))
 	err := s.pipe.Run(ctx)
 	s.log.Info("breakwater stopped")
@@ -246,12 +255,36 @@ func usesModules(cfg *config.Config) bool {
 // modules.dir.
 func (s *Service) startEngine(ctx context.Context) error {
 	mc := s.cfg.Modules
-	eng, err := engine.New(ctx, engine.Options{CacheDir: mc.CacheDir, Logger: s.log, PoolSize: mc.PoolSize})
+	eng, err := engine.New(ctx, engine.Options{CacheDir: mc.CacheDir, Logger: s.log, PoolSize: mc.PoolSize, OnCall: s.metrics.ModuleCall})
 	if err != nil {
 		return err
 	}
 	s.engine = eng
 	lim := engine.Limits{Fuel: int64(mc.Limits.Fuel), WallTime: mc.Limits.WallTime, MemoryPages: mc.Limits.MemoryPages, OutputBytes: mc.Limits.OutputBytes}
 	s.binder = binding.New(eng, binding.DirSource{Dir: mc.Dir}, lim, s.log)
+	s.binder.OnSwap = s.metrics.ModuleVersion
 	return nil
+}
+
+// pollConsumers records the route consumers' state every few seconds.
+func (s *Service) pollConsumers(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		for _, r := range s.cfg.Routes {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			c, err := s.js.Consumer(cctx, topology.StreamIn, topology.RouteConsumer(r.Name))
+			if err == nil {
+				if info, err := c.Info(cctx); err == nil {
+					s.metrics.ConsumerInfo(r.Name, info.NumPending, uint64(info.NumAckPending), uint64(info.NumRedelivered))
+				}
+			}
+			cancel()
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
