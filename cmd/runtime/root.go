@@ -29,12 +29,16 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", os.Getenv("BW_CONFIG"), "YAML config file (env BW_CONFIG)")
-	root.AddCommand(newServeCmd(g), newDLQCmd(g), newPublishCmd(g), newFlagCmd(g))
+	root.AddCommand(newServeCmd(g), newDLQCmd(g), newPublishCmd(g), newFlagCmd(g), newModuleCmd(g))
 	return root
 }
 
 // loadConfig loads the config file, environment and explicitly set flags.
+// Operator commands (flags nil) need no routes.
 func (g *globalFlags) loadConfig(flags *pflag.FlagSet) (*config.Config, error) {
+	if flags == nil {
+		return config.LoadClient(g.configPath, nil)
+	}
 	return config.Load(g.configPath, flags)
 }
 

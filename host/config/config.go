@@ -6,6 +6,8 @@ import "time"
 type Config struct {
 	// File is the path the configuration was read from ("" when none).
 	File string `mapstructure:"-"`
+	// noRoutesOK: operator commands need no routes.
+	noRoutesOK bool
 
 	NATS    NATS    `mapstructure:"nats"`
 	HTTP    HTTP    `mapstructure:"http"`

@@ -19,7 +19,14 @@ const EnvPrefix = "BW"
 // means none), then BW_* environment variables, then flags that were set
 // explicitly (flag names are config keys, e.g. --nats.url). The result is
 // validated; any error names the offending field and the file.
-func Load(path string, flags *pflag.FlagSet) (*Config, error) {
+func Load(path string, flags *pflag.FlagSet) (*Config, error) { return load(path, flags, true) }
+
+// LoadClient loads the configuration for operator commands: like Load, but
+// a file without routes is fine (the commands only need the NATS and
+// module settings).
+func LoadClient(path string, flags *pflag.FlagSet) (*Config, error) { return load(path, flags, false) }
+
+func load(path string, flags *pflag.FlagSet, requireRoutes bool) (*Config, error) {
 	v := viper.New()
 	for k, val := range defaults {
 		v.SetDefault(k, val)
@@ -64,6 +71,7 @@ func Load(path string, flags *pflag.FlagSet) (*Config, error) {
 		return nil, fmt.Errorf("config %s: %w", where, err)
 	}
 	cfg.File = path
+	cfg.noRoutesOK = !requireRoutes
 	if err := cfg.finish(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", where, err)
 	}

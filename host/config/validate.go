@@ -70,7 +70,7 @@ func (c *Config) Validate() error {
 	if c.Modules.PoolSize < 1 {
 		bad("modules.pool_size", "must be at least 1")
 	}
-	if len(c.Routes) == 0 {
+	if len(c.Routes) == 0 && !c.noRoutesOK {
 		bad("routes", "no routes configured: add at least one route (see examples/quickstart/breakwater.yaml)")
 	}
 	seen := map[string]int{}

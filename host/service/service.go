@@ -19,6 +19,7 @@ import (
 	"github.com/breakwater-dev/breakwater/host/embedded"
 	"github.com/breakwater-dev/breakwater/host/engine"
 	"github.com/breakwater-dev/breakwater/host/flagstore"
+	"github.com/breakwater-dev/breakwater/host/modulestore"
 	"github.com/breakwater-dev/breakwater/host/overload"
 	"github.com/breakwater-dev/breakwater/host/pipeline"
 	"github.com/breakwater-dev/breakwater/host/telemetry"
@@ -40,6 +41,7 @@ type Service struct {
 	engine  *engine.Engine
 	binder  *binding.Binder
 	flags   *flagstore.Flags
+	modules *modulestore.Store
 	metrics *telemetry.Metrics
 
 	closeOnce sync.Once
@@ -73,6 +75,14 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		return nil, err
 	}
 	guards := newGuards(log, func(target string, _, to overload.State) { s.metrics.BreakerState(target, to.String()) })
+	if s.modules, err = modulestore.Open(ctx, s.js, modulestore.Options{Replicas: cfg.Streams.Replicas, TrustedKeys: cfg.Modules.TrustedKeys}); err != nil {
+		return nil, err
+	}
+	if s.modules.Secure() {
+		log.Info("secure mode: only modules signed by a trusted key are loaded", slog.Any("trusted_keys", cfg.Modules.TrustedKeys))
+	} else {
+		log.Warn("modules are not verified: unsigned modules will run (set modules.trusted_keys for secure mode)")
+	}
 	var binder pipeline.ModuleBinder
 	if usesModules(cfg) {
 		if err := s.startEngine(ctx); err != nil {
@@ -202,6 +212,9 @@ func (s *Service) HTTPAddr() string {
 func (s *Service) Run(ctx context.Context) error {
 	defer s.Close()
 	go s.pollConsumers(ctx)
+	if s.binder != nil {
+		go s.followModules(ctx)
+	}
 	s.log.Info("breakwater running", slog.Int("routes", len(s.cfg.Routes)), slog.String("nats", s.NATSURL()), slog.String("http", s.HTTPAddr()))
 	err := s.pipe.Run(ctx)
 	s.log.Info("breakwater stopped")
@@ -261,7 +274,13 @@ func (s *Service) startEngine(ctx context.Context) error {
 	}
 	s.engine = eng
 	lim := engine.Limits{Fuel: int64(mc.Limits.Fuel), WallTime: mc.Limits.WallTime, MemoryPages: mc.Limits.MemoryPages, OutputBytes: mc.Limits.OutputBytes}
-	s.binder = binding.New(eng, binding.DirSource{Dir: mc.Dir}, lim, s.log)
+	// The store first; modules.dir serves modules not (yet) uploaded. In
+	// secure mode only the store, which verifies signatures.
+	src := binding.Sources{binding.StoreSource{Store: s.modules}}
+	if !s.modules.Secure() {
+		src = append(src, binding.DirSource{Dir: mc.Dir})
+	}
+	s.binder = binding.New(eng, src, lim, s.log)
 	s.binder.OnSwap = s.metrics.ModuleVersion
 	return nil
 }
@@ -287,4 +306,36 @@ func (s *Service) pollConsumers(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// followModules reloads a module whenever its current version changes in
+// the store (push or rollback), so every instance follows within moments.
+func (s *Service) followModules(ctx context.Context) {
+	for attempt := 0; ctx.Err() == nil && attempt < 1000; attempt++ {
+		changes, err := s.modules.Watch(ctx)
+		if err != nil {
+			s.log.Warn("watching the module store failed; retrying", slog.String("error", err.Error()))
+		} else {
+			for name := range changes {
+				if err := s.binder.Reload(ctx, name); err != nil {
+					s.log.Warn("module reload failed", slog.String("module", name), slog.String("error", err.Error()))
+				}
+			}
+		}
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// Modules is the module store.
+func (s *Service) Modules() *modulestore.Store { return s.modules }
+
+// LoadedModules lists module name → version in use.
+func (s *Service) LoadedModules() map[string]string {
+	if s.binder == nil {
+		return nil
+	}
+	return s.binder.Loaded()
 }
