@@ -150,8 +150,14 @@ func TestHotReloadUnderLoad(t *testing.T) {
 		do   func() error
 		want string
 	}{
-		{func() error { _, err := e.svc.Modules().Push(ctx, "policy", wasmFile(t, "retry-exponential"), nil, validate, "t"); return err }, "v1"},
-		{func() error { _, err := e.svc.Modules().Push(ctx, "policy", wasmFile(t, "retry-status-aware"), nil, validate, "t"); return err }, "v2"},
+		{func() error {
+			_, err := e.svc.Modules().Push(ctx, "policy", wasmFile(t, "retry-exponential"), nil, validate, "t")
+			return err
+		}, "v1"},
+		{func() error {
+			_, err := e.svc.Modules().Push(ctx, "policy", wasmFile(t, "retry-status-aware"), nil, validate, "t")
+			return err
+		}, "v2"},
 		{func() error { _, err := e.svc.Modules().Rollback(ctx, "policy", 0); return err }, "v1"},
 	}
 	for _, s := range steps {
