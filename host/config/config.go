@@ -39,6 +39,18 @@ type Embedded struct {
 	StoreDir string `mapstructure:"store_dir"`
 	// MaxStore caps JetStream file storage in bytes (0: server default).
 	MaxStore int64 `mapstructure:"max_store"`
+	// Users turn on authentication. Role "admin" may do everything
+	// (operators, the runtime itself: set nats.user/nats.password to an
+	// admin); "producer" may only publish work (bw.in.>, bw.call.>) and
+	// receive replies — it cannot touch modules, flags or streams.
+	Users []User `mapstructure:"users"`
+}
+
+// User is an embedded-server identity.
+type User struct {
+	User     string `mapstructure:"user"`
+	Password string `mapstructure:"password"`
+	Role     string `mapstructure:"role"` // admin or producer
 }
 
 // HTTP configures the operator endpoints (/healthz, /readyz, /metrics).

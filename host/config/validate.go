@@ -36,6 +36,23 @@ func (c *Config) Validate() error {
 		if c.NATS.Embedded.Port < -1 || c.NATS.Embedded.Port > 65535 {
 			bad("nats.embedded.port", "%d is not a port (0..65535, or -1 for a random one)", c.NATS.Embedded.Port)
 		}
+		admin := false
+		for i, u := range c.NATS.Embedded.Users {
+			f := fmt.Sprintf("nats.embedded.users[%d]", i)
+			if u.User == "" || u.Password == "" {
+				bad(f, "user and password are required")
+			}
+			switch u.Role {
+			case "admin":
+				admin = admin || (u.User == c.NATS.User && u.Password == c.NATS.Password)
+			case "producer":
+			default:
+				bad(f+".role", "%q is not admin or producer", u.Role)
+			}
+		}
+		if len(c.NATS.Embedded.Users) > 0 && !admin {
+			bad("nats.user", "with nats.embedded.users set, nats.user and nats.password must be those of an admin user (the runtime's own identity)")
+		}
 		if net.ParseIP(c.NATS.Embedded.Host) == nil && c.NATS.Embedded.Host != "localhost" {
 			bad("nats.embedded.host", "%q is not an IP address", c.NATS.Embedded.Host)
 		}

@@ -24,6 +24,26 @@ type Options struct {
 	ReadyTimeout time.Duration
 }
 
+// Role permissions of embedded users.
+const (
+	RoleAdmin    = "admin"
+	RoleProducer = "producer"
+)
+
+// NewUser returns a server user with role's permissions: admin may do
+// everything; producer may publish work on bw.in.> and bw.call.> and
+// receive replies on _INBOX.>, nothing else (no streams API, no buckets).
+func NewUser(name, password, role string) *server.User {
+	u := &server.User{Username: name, Password: password}
+	if role == RoleProducer {
+		u.Permissions = &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{"bw.in.>", "bw.call.>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+		}
+	}
+	return u
+}
+
 // Start starts a nats-server with JetStream and waits until it accepts clients.
 func Start(o Options) (*server.Server, error) {
 	if o.StoreDir == "" {

@@ -160,7 +160,12 @@ func (s *Service) connect() error {
 	}
 	url := cfg.NATS.URL
 	if url == "" {
+		var users []*server.User
+		for _, u := range cfg.NATS.Embedded.Users {
+			users = append(users, embedded.NewUser(u.User, u.Password, u.Role))
+		}
 		srv, err := embedded.Start(embedded.Options{
+			Users:    users,
 			Host:     cfg.NATS.Embedded.Host,
 			Port:     cfg.NATS.Embedded.Port,
 			StoreDir: cfg.NATS.Embedded.StoreDir,
