@@ -93,6 +93,9 @@ func TestLoadErrors(t *testing.T) {
 		{"bad cache template", strings.Replace(validRoutes, "'{{.payload.id}}'", "'{{.payload.id'", 1), []string{"routes[0].cache.key"}},
 		{"bad log level", "log:\n  level: loud\n" + validRoutes, []string{"log.level", "loud"}},
 		{"bad yaml", "routes: [\n", []string{"breakwater.yaml"}},
+		{"users without an admin identity", "nats:\n  embedded:\n    users:\n      - {user: shop, password: x, role: producer}\n" + validRoutes, []string{"nats.user", "admin"}},
+		{"bad role", "nats:\n  user: a\n  password: b\n  embedded:\n    users:\n      - {user: a, password: b, role: root}\n" + validRoutes, []string{"users[0].role", "root"}},
+		{"bad breaker", strings.Replace(validRoutes, "        url: http://127.0.0.1:9999/orders\n", "        url: http://127.0.0.1:9999/orders\n      breaker:\n        failure_rate: 2\n", 1), []string{"failure_rate"}},
 		{"two targets", strings.Replace(validRoutes, "      http:\n", "      nats:\n        subject: a.b\n      http:\n", 1), []string{"only one"}},
 	}
 	for _, tc := range tests {
