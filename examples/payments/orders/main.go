@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -57,7 +58,7 @@ func main() {
 			if res.ErrorKind != "" {
 				note = "  (" + res.ErrorKind + ")"
 			}
-			fmt.Printf("order %4d  %6.0fms  %-7s %s%s\n", i, ms(took), res.Outcome, res.Payload, note)
+			fmt.Printf("order %4d  %6.0fms  %-7s %s%s\n", i, ms(took), res.Outcome, bytes.TrimSpace(res.Payload), note)
 		}
 		time.Sleep(*every)
 	}
