@@ -17,19 +17,8 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 		Use:   "list <route>",
 		Short: "List a route's dead letters, oldest first",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.loadConfig(nil)
-			if err != nil {
-				return err
-			}
-			nc, js, err := connect(cfg)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			ctx, cancel := opContext(cmd.Context())
-			defer cancel()
-			parked, err := deadletter.List(ctx, js, args[0], limit)
+		RunE: g.withSession(func(cmd *cobra.Command, args []string, s *session) error {
+			parked, err := deadletter.List(s.ctx, s.js, args[0], limit)
 			if err != nil {
 				return err
 			}
@@ -63,7 +52,7 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 				fmt.Fprintf(out, "  %s\n      reason: %s\n", last.Message, r.Reason)
 			}
 			return nil
-		},
+		}),
 	}
 	list.Flags().IntVar(&limit, "limit", 0, "show at most this many (0: all)")
 	list.Flags().BoolVar(&asJSON, "json", false, "print full records as JSON lines")
@@ -73,25 +62,14 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 		Use:   "replay <route>",
 		Short: "Put a route's dead letters back on bw.in.<route> (all, or those named with --id)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.loadConfig(nil)
-			if err != nil {
-				return err
-			}
-			nc, js, err := connect(cfg)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			ctx, cancel := opContext(cmd.Context())
-			defer cancel()
-			n, err := deadletter.Replay(ctx, js, args[0], ids)
+		RunE: g.withSession(func(cmd *cobra.Command, args []string, s *session) error {
+			n, err := deadletter.Replay(s.ctx, s.js, args[0], ids)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "replayed %d dead letter(s) of route %q onto bw.in.%s\n", n, args[0], args[0])
 			return nil
-		},
+		}),
 	}
 	replay.Flags().StringSliceVar(&ids, "id", nil, "message id to replay (repeatable; default: all)")
 	dlq.AddCommand(list, replay)

@@ -19,24 +19,13 @@ func newFlagCmd(g *globalFlags) *cobra.Command {
   global.<name>            a flag every route's policy modules see as <name>`,
 	}
 	run := func(f func(cmd *cobra.Command, args []string, ops flagOps) error) func(*cobra.Command, []string) error {
-		return func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.loadConfig(nil)
+		return g.withSession(func(cmd *cobra.Command, args []string, s *session) error {
+			kv, err := flagstore.Bucket(s.ctx, s.js)
 			if err != nil {
 				return err
 			}
-			nc, js, err := connect(cfg)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			ctx, cancel := opContext(cmd.Context())
-			defer cancel()
-			kv, err := flagstore.Bucket(ctx, js)
-			if err != nil {
-				return err
-			}
-			return f(cmd, args, flagOps{ctx: ctx, kv: kv})
-		}
+			return f(cmd, args, flagOps{ctx: s.ctx, kv: kv})
+		})
 	}
 	cmd.AddCommand(
 		&cobra.Command{Use: "set <key> <value>", Short: "Set a flag, e.g. `flag set orders.enabled false`", Args: cobra.ExactArgs(2),

@@ -63,25 +63,14 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "module", Short: "Policy modules: check, sign, push, list, show, roll back, remove"}
 
 	withStore := func(f func(cmd *cobra.Command, args []string, cfg *config.Config, st *modulestore.Store) error) func(*cobra.Command, []string) error {
-		return func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.loadConfig(nil)
+		return g.withSession(func(cmd *cobra.Command, args []string, s *session) error {
+			st, err := modulestore.Open(s.ctx, s.js, modulestore.Options{Replicas: s.cfg.Streams.Replicas, TrustedKeys: s.cfg.Modules.TrustedKeys})
 			if err != nil {
 				return err
 			}
-			nc, js, err := connect(cfg)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			ctx, cancel := opContext(cmd.Context())
-			defer cancel()
-			st, err := modulestore.Open(ctx, js, modulestore.Options{Replicas: cfg.Streams.Replicas, TrustedKeys: cfg.Modules.TrustedKeys})
-			if err != nil {
-				return err
-			}
-			cmd.SetContext(ctx)
-			return f(cmd, args, cfg, st)
-		}
+			cmd.SetContext(s.ctx)
+			return f(cmd, args, s.cfg, st)
+		})
 	}
 
 	check := &cobra.Command{

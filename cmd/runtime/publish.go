@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -22,16 +21,9 @@ func newPublishCmd(g *globalFlags) *cobra.Command {
 		Example: `  runtime publish prices '{"sku":"A-1"}' --id order-1 --wait 30s
   runtime publish orders '{"order":42}'`,
 		Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.loadConfig(nil)
-			if err != nil {
-				return err
-			}
-			nc, js, err := connect(cfg)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
+		RunE: g.withSession(func(cmd *cobra.Command, args []string, s *session) error {
+			nc, js := s.nc, s.js
+			var err error
 			if id == "" {
 				id = nuid.Next()
 			}
@@ -46,9 +38,7 @@ func newPublishCmd(g *globalFlags) *cobra.Command {
 				}
 				m.Header.Set(headers.ReplyTo, inbox)
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
-			ack, err := js.PublishMsg(ctx, m)
+			ack, err := js.PublishMsg(s.ctx, m)
 			if err != nil {
 				return fmt.Errorf("publish to %s: %w", m.Subject, err)
 			}
@@ -71,7 +61,7 @@ func newPublishCmd(g *globalFlags) *cobra.Command {
 			}
 			fmt.Fprintf(out, "\n%s\n", res.Data)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&id, "id", "", "message id (Nats-Msg-Id) for de-duplication (default: random)")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "wait this long for the outcome (0: do not wait)")

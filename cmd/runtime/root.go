@@ -86,3 +86,31 @@ type flagOps struct {
 	ctx context.Context
 	kv  jetstream.KeyValue
 }
+
+// session is what an operator command works with: its config, a NATS
+// connection and JetStream, and a bounded context.
+type session struct {
+	ctx context.Context
+	cfg *config.Config
+	nc  *nats.Conn
+	js  jetstream.JetStream
+}
+
+// withSession wraps an operator command: load the config, connect, bound
+// the command's time, and clean up after it.
+func (g *globalFlags) withSession(f func(cmd *cobra.Command, args []string, s *session) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cfg, err := g.loadConfig(nil)
+		if err != nil {
+			return err
+		}
+		nc, js, err := connect(cfg)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		ctx, cancel := opContext(cmd.Context())
+		defer cancel()
+		return f(cmd, args, &session{ctx: ctx, cfg: cfg, nc: nc, js: js})
+	}
+}
