@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,10 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/breakwater-dev/breakwater/host/config"
 	"github.com/breakwater-dev/breakwater/host/embedded"
 	"github.com/breakwater-dev/breakwater/host/headers"
-	"github.com/breakwater-dev/breakwater/host/service"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -83,18 +78,7 @@ func BenchmarkPipeline(b *testing.B) {
 		_, _ = w.Write([]byte(`{"price":1}`))
 	}))
 	defer up.Close()
-	dir := b.TempDir()
-	path := filepath.Join(dir, "bench.yaml")
-	yaml := fmt.Sprintf(`
-nats:
-  embedded:
-    port: -1
-    store_dir: %s
-http:
-  listen: ""
-log:
-  level: warn
-routes:
+	svc := startService(b, fmt.Sprintf(`
   - name: bench
     target:
       http:
@@ -102,24 +86,7 @@ routes:
     concurrency: %d
     cache:
       key: '{{.payload.id}}'
-`, filepath.Join(dir, "js"), up.URL, inFlight)
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := config.Load(path, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := service.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
-	defer func() { cancel(); wg.Wait() }()
-
+`, up.URL, inFlight))
 	nc, err := nats.Connect(svc.NATSURL())
 	if err != nil {
 		b.Fatal(err)
