@@ -167,33 +167,10 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 // or dead letter, as the fallback policy chooses.
 func (p *Pipeline) fallback(ctx context.Context, j *job, r *Route, in *abi.Input, key string, hist []abi.AttemptError, reason string) {
 	attempts := min(j.attempt, r.MaxAttempts)
-	var cached cache.Entry
-	if key != "" {
-		var ok bool
-		var err error
-		cached, ok, err = p.cache.Get(ctx, r.Name, key, r.CacheTTL)
-		if err != nil {
-			p.retryLater(j, r.Name, err)
-			return
-		}
-		in.CacheAvailable, in.CacheAgeMs = ok, cached.Age.Milliseconds()
-	}
-	fd := p.chooseFallback(ctx, r, in)
-	if fd.Reason != "" {
-		reason = reason + "; " + fd.Reason
-	}
 	t := terminal{errs: hist, attempts: attempts, reason: reason, cleanHistory: true}
-	switch fd.Action {
-	case abi.FallbackCache:
-		if in.CacheAvailable {
-			t.outcome, t.payload, t.cacheAge = headers.OutcomeCached, cached.Value, cached.Age
-			break
-		}
-		fallthrough
-	case abi.FallbackStub:
-		if s, ok := p.generateStub(ctx, r, in); ok {
-			t.outcome, t.payload, t.stubHeaders = headers.OutcomeStub, s.Payload, s.Headers
-		}
+	if err := p.serveFallback(ctx, r, in, key, &t); err != nil {
+		p.retryLater(j, r.Name, err)
+		return
 	}
 	if t.outcome == "" {
 		t.outcome = headers.OutcomeDead
@@ -247,4 +224,36 @@ func (p *Pipeline) callTarget(ctx context.Context, r *Route, m *render.Message, 
 	}
 	p.obs.Attempt(r.Name, r.Target, "", time.Since(t0))
 	return resp, nil
+}
+
+// serveFallback asks the fallback policy and fills t with the cached value
+// or a stub; t.outcome stays "" when neither is available. The error is a
+// failed cache lookup (t is then untouched).
+func (p *Pipeline) serveFallback(ctx context.Context, r *Route, in *abi.Input, key string, t *terminal) error {
+	var cached cache.Entry
+	if key != "" {
+		var ok bool
+		var err error
+		if cached, ok, err = p.cache.Get(ctx, r.Name, key, r.CacheTTL); err != nil {
+			return err
+		}
+		in.CacheAvailable, in.CacheAgeMs = ok, cached.Age.Milliseconds()
+	}
+	fd := p.chooseFallback(ctx, r, in)
+	if fd.Reason != "" {
+		t.reason = strings.TrimPrefix(t.reason+"; "+fd.Reason, "; ")
+	}
+	switch fd.Action {
+	case abi.FallbackCache:
+		if in.CacheAvailable {
+			t.outcome, t.payload, t.cacheAge = headers.OutcomeCached, cached.Value, cached.Age
+			return nil
+		}
+		fallthrough
+	case abi.FallbackStub:
+		if s, ok := p.generateStub(ctx, r, in); ok {
+			t.outcome, t.payload, t.stubHeaders = headers.OutcomeStub, s.Payload, s.Headers
+		}
+	}
+	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
-	"github.com/breakwater-dev/breakwater/host/cache"
 	"github.com/breakwater-dev/breakwater/host/headers"
 	"github.com/breakwater-dev/breakwater/host/render"
 	"github.com/breakwater-dev/breakwater/host/target"
@@ -183,28 +182,12 @@ func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, ove
 	}
 
 	// Fallback: cached, stub, or an error reply.
-	var cached cache.Entry
-	if key != "" {
-		var ok bool
-		var err error
-		cached, ok, err = p.cache.Get(ctx, r.Name, key, r.CacheTTL)
-		if err != nil {
-			p.log.Warn("cache lookup failed during fallback", slog.String("route", r.Name), slog.String("message_id", id), slog.String("error", err.Error()))
-		}
-		in.CacheAvailable, in.CacheAgeMs = ok, cached.Age.Milliseconds()
-	}
-	fd := p.chooseFallback(ctx, r, in)
 	t := terminal{errs: hist, attempts: attempt, reason: reason}
-	switch fd.Action {
-	case abi.FallbackCache:
-		if in.CacheAvailable {
-			t.outcome, t.payload, t.cacheAge = headers.OutcomeCached, cached.Value, cached.Age
-			break
-		}
-		fallthrough
-	case abi.FallbackStub:
-		if s, ok := p.generateStub(ctx, r, in); ok {
-			t.outcome, t.payload, t.stubHeaders = headers.OutcomeStub, s.Payload, s.Headers
+	if err := p.serveFallback(ctx, r, in, key, &t); err != nil {
+		// Without the cache, a stub may still answer.
+		p.log.Warn("cache lookup failed during fallback", slog.String("route", r.Name), slog.String("message_id", id), slog.String("error", err.Error()))
+		if err := p.serveFallback(ctx, r, in, "", &t); err != nil {
+			p.log.Warn("fallback failed", slog.String("route", r.Name), slog.String("error", err.Error()))
 		}
 	}
 	if t.outcome == "" {

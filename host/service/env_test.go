@@ -251,3 +251,27 @@ func startErr(t *testing.T, path string) error {
 	}
 	return err
 }
+
+// runService writes yaml to a file, starts a service from it and runs it
+// until the test ends.
+func runService(t *testing.T, yaml string) *service.Service {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "breakwater.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := service.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return svc
+}

@@ -4,15 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/breakwater-dev/breakwater/host/config"
 	"github.com/breakwater-dev/breakwater/host/flagstore"
 	"github.com/breakwater-dev/breakwater/host/headers"
 	"github.com/breakwater-dev/breakwater/host/service"
@@ -29,23 +24,8 @@ func TestKillSwitchOnTwoInstances(t *testing.T) {
 	e.run()
 
 	// Instance two.
-	path := filepath.Join(t.TempDir(), "two.yaml")
-	yaml := fmt.Sprintf("nats:\n  url: %s\nhttp:\n  listen: \"\"\nroutes:%s", e.svc.NATSURL(), syncRoute("orders", up.URL, stub))
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	two, err := service.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- two.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	two := runService(t, fmt.Sprintf("nats:\n  url: %s\nhttp:\n  listen: \"\"\nroutes:%s", e.svc.NATSURL(), syncRoute("orders", up.URL, stub)))
+	ctx := context.Background()
 
 	c := newClient(t, e)
 	if res, err := call(t, c, "orders", `{}`, 5*time.Second); err != nil || res.Outcome != headers.OutcomeOK {

@@ -3,9 +3,6 @@ package service_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,11 +10,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/breakwater-dev/breakwater/host/config"
 	"github.com/breakwater-dev/breakwater/host/flagstore"
 	"github.com/breakwater-dev/breakwater/host/headers"
 	"github.com/breakwater-dev/breakwater/host/modulestore"
-	"github.com/breakwater-dev/breakwater/host/service"
 )
 
 // TestProducerPermissions: a producer may publish work but may not upload
@@ -25,8 +20,7 @@ import (
 func TestProducerPermissions(t *testing.T) {
 	up := newUpstream(t, always(200))
 	dir := t.TempDir()
-	path := filepath.Join(dir, "auth.yaml")
-	yaml := fmt.Sprintf(`
+	svc := runService(t, fmt.Sprintf(`
 nats:
   user: ops
   password: ops-secret
@@ -38,22 +32,8 @@ nats:
       - {user: shop, password: shop-secret, role: producer}
 http:
   listen: ""
-routes:%s`, filepath.Join(dir, "js"), routeYAML("orders", up.URL, ""))
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := service.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+routes:%s`, filepath.Join(dir, "js"), routeYAML("orders", up.URL, "")))
+	ctx := context.Background()
 
 	if _, err := nats.Connect(svc.NATSURL()); err == nil {
 		t.Fatal("connected without credentials")

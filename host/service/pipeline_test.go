@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,11 +19,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
-	"github.com/breakwater-dev/breakwater/host/config"
 	"github.com/breakwater-dev/breakwater/host/deadletter"
 	"github.com/breakwater-dev/breakwater/host/embedded"
 	"github.com/breakwater-dev/breakwater/host/headers"
-	"github.com/breakwater-dev/breakwater/host/service"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -442,23 +437,8 @@ func TestExternalNATS(t *testing.T) {
 	}
 	t.Cleanup(srv.Shutdown)
 	up := newUpstream(t, always(200))
-	path := filepath.Join(t.TempDir(), "external.yaml")
-	yaml := fmt.Sprintf("nats:\n  url: %s\nhttp:\n  listen: \"\"\nroutes:%s", srv.ClientURL(), routeYAML("ext", up.URL, ""))
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := service.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runService(t, fmt.Sprintf("nats:\n  url: %s\nhttp:\n  listen: \"\"\nroutes:%s", srv.ClientURL(), routeYAML("ext", up.URL, "")))
+	ctx := context.Background()
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
