@@ -89,7 +89,9 @@ type Streams struct {
 type Modules struct {
 	// Dir holds built-in .wasm modules routes may name (default ./modules).
 	Dir string `mapstructure:"dir"`
-	// CacheDir holds wazero's compilation cache ("" = in memory only).
+	// CacheDir holds wazero's compilation cache on disk. Default: next to
+	// the default JetStream directory (…/breakwater/wasm-cache); "none"
+	// keeps it in memory only.
 	CacheDir string `mapstructure:"cache_dir"`
 	// TrustedKeys are nkey public keys (U...) whose signatures are accepted;
 	// when set, unsigned or wrongly signed modules are refused (secure mode).

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -82,6 +83,13 @@ func load(path string, flags *pflag.FlagSet, requireRoutes bool) (*Config, error
 func (c *Config) finish() error {
 	if c.NATS.URL == "" && c.NATS.Embedded.StoreDir == "" {
 		c.NATS.Embedded.StoreDir = defaultStoreDir()
+	}
+	if c.Modules.CacheDir == "" {
+		// Compiled modules survive restarts: a Go guest takes about a
+		// second to compile.
+		c.Modules.CacheDir = filepath.Join(filepath.Dir(defaultStoreDir()), "wasm-cache")
+	} else if c.Modules.CacheDir == "none" {
+		c.Modules.CacheDir = ""
 	}
 	for i := range c.Routes {
 		c.Routes[i].applyDefaults()

@@ -162,3 +162,29 @@ func scrape(t *testing.T, url string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
 }
+
+// TestHostileModulesStillReachAnOutcome: a route whose retry module breaks
+// its limits in each way still delivers every message to a terminal
+// outcome, by the native policy.
+func TestHostileModulesStillReachAnOutcome(t *testing.T) {
+	up := newUpstream(t, always(503))
+	fixtures := []string{"infinite_loop", "deep_recursion", "memory_bomb", "huge_output", "trap", "bad_output_bounds", "bad_output_encoding"}
+	routes := "routes:"
+	for _, f := range fixtures {
+		routes += routeYAML(strings.ReplaceAll(f, "_", "-"), up.URL, fmt.Sprintf("    modules:\n      retry:\n        name: %s\n        limits:\n          wall_time: 20ms\n          fuel: 5000000\n", f))
+	}
+	e := newEnv(t, moduleDir(t, fixtures...)+routes)
+	e.run()
+	for _, f := range fixtures {
+		e.publish(strings.ReplaceAll(f, "_", "-"), "m-"+f, `{"id":"x"}`)
+	}
+	for _, f := range fixtures {
+		m := e.outcome("m-" + f)
+		if m.Header.Get(headers.Outcome) != headers.OutcomeDead || m.Header.Get(headers.Attempts) != "3" {
+			t.Errorf("%s: outcome %v", f, m.Header)
+		}
+		if e.logLine(`"policy module failed; using the native policy"`, `"module":"`+f+`"`) == "" {
+			t.Errorf("%s: the breach was not logged", f)
+		}
+	}
+}
