@@ -130,8 +130,10 @@ func TestHotReloadUnderLoad(t *testing.T) {
       retry:
         name: policy
         config:
+          # understood by both versions pushed below
+          delay_ms: 1
           initial_ms: 1
-          max_ms: 5
+          max_ms: 2
 `))
 	e.run()
 	ctx := context.Background()

@@ -48,8 +48,7 @@ func TestModulePolicies(t *testing.T) {
       retry:
         name: retry-status-aware
         config:
-          initial_ms: 5
-          max_ms: 20
+          delay_ms: 5
       stub:
         name: stub-template
         config:
@@ -123,8 +122,7 @@ func TestMetricsScraped(t *testing.T) {
       retry:
         name: retry-status-aware
         config:
-          initial_ms: 1
-          max_ms: 5
+          delay_ms: 1
 `))
 	e.run()
 	e.publish("metered", "ok", `{"id":"ok"}`)
