@@ -120,7 +120,11 @@ func (bd *Binder) bind(ctx context.Context, name, version string) (*Bound, error
 		return b, nil
 	}
 	b := &Bound{name: name, pinned: version}
-	m, err := bd.load(ctx, name, version)
+	wasm, resolved, err := bd.src.Fetch(ctx, name, version)
+	if err != nil {
+		return nil, err
+	}
+	m, err := bd.load(ctx, name, resolved, wasm)
 	if err != nil {
 		return nil, err
 	}
@@ -129,11 +133,8 @@ func (bd *Binder) bind(ctx context.Context, name, version string) (*Bound, error
 	return b, nil
 }
 
-func (bd *Binder) load(ctx context.Context, name, version string) (*engine.Module, error) {
-	wasm, resolved, err := bd.src.Fetch(ctx, name, version)
-	if err != nil {
-		return nil, err
-	}
+// load loads the resolved version of name.
+func (bd *Binder) load(ctx context.Context, name, resolved string, wasm []byte) (*engine.Module, error) {
 	m, err := bd.eng.Load(ctx, engine.LoadSpec{Name: name, Version: resolved, Wasm: wasm, Limits: bd.defaults})
 	if err != nil {
 		return nil, fmt.Errorf("module %s@%s: %w", name, resolved, err)
@@ -157,14 +158,14 @@ func (bd *Binder) Reload(ctx context.Context, name string) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	_, resolved, err := bd.src.Fetch(ctx, name, "")
+	wasm, resolved, err := bd.src.Fetch(ctx, name, "")
 	if err != nil {
 		return err
 	}
 	if old := b.current.Load(); old.Version() == resolved {
 		return nil
 	}
-	m, err := bd.load(ctx, name, resolved)
+	m, err := bd.load(ctx, name, resolved, wasm)
 	if err != nil {
 		bd.log.Error("module reload failed; the previous version keeps serving", slog.String("module", name), slog.String("error", err.Error()))
 		return err

@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/breakwater-dev/breakwater/host/meter"
@@ -57,36 +57,65 @@ var (
 // what the host offers, exports memory, bw_abi_version, bw_alloc and at
 // least one kind with the right signatures, and can be fuel-instrumented.
 func (e *Engine) Inspect(ctx context.Context, wasm []byte) (*Info, error) {
+	cm, info, err := e.compile(ctx, wasm, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	cm.Close(ctx)
+	return info, nil
+}
+
+// compile instruments wasm (unless unmetered), compiles it once and checks
+// the compiled module's imports and exports, ignoring what instrumentation
+// added. A Go guest takes about a second to compile: it is done once.
+func (e *Engine) compile(ctx context.Context, wasm []byte, memoryPages uint32, unmetered bool) (wazero.CompiledModule, *Info, error) {
 	sum := sha256.Sum256(wasm)
 	info := &Info{Size: len(wasm), SHA256: hex.EncodeToString(sum[:])}
 	if len(wasm) < 4 || string(wasm[:4]) != "\x00asm" {
-		return nil, &ValidationError{Rule: "not_wasm", Detail: "the file is not a WebAssembly binary (no \\0asm header); upload the .wasm, not its source"}
+		return nil, nil, &ValidationError{Rule: "not_wasm", Detail: "the file is not a WebAssembly binary (no \\0asm header); upload the .wasm, not its source"}
 	}
-	cm, err := e.rt.CompileModule(ctx, wasm)
+	code := wasm
+	if !unmetered {
+		var err error
+		if code, err = meter.Instrument(wasm, meter.Options{MaxMemoryPages: memoryPages}); err != nil {
+			return nil, nil, &ValidationError{Rule: "instrument", Detail: err.Error(), Err: err}
+		}
+	}
+	cm, err := e.rt.CompileModule(ctx, code)
 	if err != nil {
-		return nil, &ValidationError{Rule: "not_wasm", Detail: "the binary does not parse or validate: " + err.Error(), Err: err}
+		return nil, nil, &ValidationError{Rule: "not_wasm", Detail: "the binary does not parse or validate: " + err.Error(), Err: err}
 	}
-	defer cm.Close(ctx)
+	if err := check(cm, info, unmetered); err != nil {
+		cm.Close(ctx)
+		return nil, nil, err
+	}
+	return cm, info, nil
+}
+
+// check validates a compiled module's imports and exports.
+func check(cm wazero.CompiledModule, info *Info, unmetered bool) error {
 	for _, f := range cm.ImportedFunctions() {
 		mod, name, _ := f.Import()
 		full := mod + "." + name
-		info.Imports = append(info.Imports, full)
 		switch {
+		case mod == meter.RefillModule && name == meter.RefillName && !unmetered:
+			continue // added by instrumentation
 		case mod == "wasi_snapshot_preview1" && allowedWASI[name]:
 		case mod == HostModule && name == "log":
 			if !sameSig(f, []api.ValueType{i32, i32, i32}, nil) {
-				return nil, &ValidationError{Rule: "bad_signature", Detail: "bw_host.log must be (i32, i32, i32) -> ()"}
+				return &ValidationError{Rule: "bad_signature", Detail: "bw_host.log must be (i32, i32, i32) -> ()"}
 			}
 		default:
-			return nil, &ValidationError{Rule: "forbidden_import", Detail: fmt.Sprintf("the module imports %s, which the host does not offer; allowed: WASI preview 1 clocks, random, stdio, args/env (empty), poll_oneoff, proc_exit, and bw_host.log (see docs/abi.md §3)", full)}
+			return &ValidationError{Rule: "forbidden_import", Detail: fmt.Sprintf("the module imports %s, which the host does not offer; allowed: WASI preview 1 clocks, random, stdio, args/env (empty), poll_oneoff, proc_exit, and bw_host.log (see docs/abi.md §3)", full)}
 		}
+		info.Imports = append(info.Imports, full)
 	}
 	for _, m := range cm.ImportedMemories() {
 		mod, name, _ := m.Import()
-		return nil, &ValidationError{Rule: "forbidden_import", Detail: fmt.Sprintf("the module imports memory %s.%s; it must define and export its own memory", mod, name)}
+		return &ValidationError{Rule: "forbidden_import", Detail: fmt.Sprintf("the module imports memory %s.%s; it must define and export its own memory", mod, name)}
 	}
 	if _, ok := cm.ExportedMemories()["memory"]; !ok {
-		return nil, &ValidationError{Rule: "missing_export", Detail: "the module does not export its memory as \"memory\""}
+		return &ValidationError{Rule: "missing_export", Detail: "the module does not export its memory as \"memory\""}
 	}
 	exports := cm.ExportedFunctions()
 	need := []struct {
@@ -99,10 +128,10 @@ func (e *Engine) Inspect(ctx context.Context, wasm []byte) (*Info, error) {
 	for _, n := range need {
 		f, ok := exports[n.name]
 		if !ok {
-			return nil, &ValidationError{Rule: "missing_export", Detail: fmt.Sprintf("the module does not export %s (every ABI v1 module must; the Go SDK does it for you)", n.name)}
+			return &ValidationError{Rule: "missing_export", Detail: fmt.Sprintf("the module does not export %s (every ABI v1 module must; the Go SDK does it for you)", n.name)}
 		}
 		if !sameSig(f, n.params, n.result) {
-			return nil, &ValidationError{Rule: "bad_signature", Detail: fmt.Sprintf("%s has signature %s, want %s", n.name, sig(f.ParamTypes(), f.ResultTypes()), sig(n.params, n.result))}
+			return &ValidationError{Rule: "bad_signature", Detail: fmt.Sprintf("%s has signature %s, want %s", n.name, sig(f.ParamTypes(), f.ResultTypes()), sig(n.params, n.result))}
 		}
 	}
 	for _, k := range kinds {
@@ -111,19 +140,14 @@ func (e *Engine) Inspect(ctx context.Context, wasm []byte) (*Info, error) {
 			continue
 		}
 		if !sameSig(f, []api.ValueType{i32, i32}, []api.ValueType{i64}) {
-			return nil, &ValidationError{Rule: "bad_signature", Detail: fmt.Sprintf("%s has signature %s, want (i32, i32) -> (i64)", k.Export(), sig(f.ParamTypes(), f.ResultTypes()))}
+			return &ValidationError{Rule: "bad_signature", Detail: fmt.Sprintf("%s has signature %s, want (i32, i32) -> (i64)", k.Export(), sig(f.ParamTypes(), f.ResultTypes()))}
 		}
 		info.Kinds = append(info.Kinds, k)
 	}
 	if len(info.Kinds) == 0 {
-		return nil, &ValidationError{Rule: "no_kinds", Detail: "the module exports none of bw_retry, bw_fallback, bw_stub: it implements no policy"}
+		return &ValidationError{Rule: "no_kinds", Detail: "the module exports none of bw_retry, bw_fallback, bw_stub: it implements no policy"}
 	}
-	if _, err := meter.Instrument(wasm, meter.Options{}); err != nil {
-		var ie *meter.InstrumentError
-		errors.As(err, &ie)
-		return nil, &ValidationError{Rule: "instrument", Detail: err.Error(), Err: err}
-	}
-	return info, nil
+	return nil
 }
 
 func sameSig(f api.FunctionDefinition, params, results []api.ValueType) bool {

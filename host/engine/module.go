@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
 	"github.com/breakwater-dev/breakwater/host/meter"
@@ -66,20 +64,10 @@ type callState struct{ route, messageID string }
 // Load validates, instruments and compiles a module, and starts its first
 // instance (so a module that cannot start fails here, not on first use).
 func (e *Engine) Load(ctx context.Context, spec LoadSpec) (*Module, error) {
-	info, err := e.Inspect(ctx, spec.Wasm)
+	lim := spec.Limits.WithDefaults()
+	compiled, info, err := e.compile(ctx, spec.Wasm, lim.MemoryPages, spec.Unmetered)
 	if err != nil {
 		return nil, err
-	}
-	lim := spec.Limits.WithDefaults()
-	instrumented := spec.Wasm
-	if !spec.Unmetered {
-		if instrumented, err = meter.Instrument(spec.Wasm, meter.Options{MaxMemoryPages: lim.MemoryPages}); err != nil {
-			return nil, &ValidationError{Rule: "instrument", Detail: err.Error(), Err: err}
-		}
-	}
-	compiled, err := e.rt.CompileModule(ctx, instrumented)
-	if err != nil {
-		return nil, &ValidationError{Rule: "instrument", Detail: "the instrumented module does not compile: " + err.Error(), Err: err}
 	}
 	m := &Module{e: e, unmetered: spec.Unmetered, name: spec.Name, version: spec.Version, info: info, limits: lim, compiled: compiled,
 		pool: make(chan *instance, e.o.PoolSize), tickets: make(chan struct{}, e.o.PoolSize)}
@@ -312,11 +300,7 @@ func (m *Module) classify(inst *instance, lim Limits, err error) BreachKind {
 		// grow (wazero cannot say; this is a heuristic).
 		return BreachMemory
 	}
-	var exit *sys.ExitError
-	if errors.As(err, &exit) || strings.Contains(err.Error(), "wasm error") {
-		return BreachTrap
-	}
-	return BreachTrap
+	return BreachTrap // unreachable, stack overflow, out-of-bounds access, proc_exit, a Go panic
 }
 
 // merge fills zero fields of call limits from the module's.
