@@ -95,16 +95,26 @@ func newEnv(t *testing.T, routesYAML string) *env {
 	}
 	e := &env{t: t, svc: svc, logs: logs, done: make(chan error, 1)}
 	t.Cleanup(e.stop)
-	if e.nc, err = nats.Connect(svc.NATSURL()); err != nil {
+	e.connectClient(svc.NATSURL())
+	return e
+}
+
+// connectClient connects the test's client to url and records every
+// outcome. Outcomes are read from the stream, as consumers should:
+// JetStream's de-duplication applies there (a core subscriber may see a
+// duplicate publish that the stream dropped).
+func (e *env) connectClient(url string) {
+	t := e.t
+	t.Helper()
+	var err error
+	if e.nc, err = nats.Connect(url); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(e.nc.Close)
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		t.Fatal(err)
 	}
-	// Outcomes are read from the stream, as consumers should: JetStream's
-	// de-duplication applies there (a core subscriber may see a duplicate
-	// publish that the stream dropped).
-	outs, err := e.js.OrderedConsumer(ctx, topology.StreamOut, jetstream.OrderedConsumerConfig{})
+	outs, err := e.js.OrderedConsumer(context.Background(), topology.StreamOut, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +127,6 @@ func newEnv(t *testing.T, routesYAML string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(cc.Stop)
-	return e
 }
 
 func (e *env) run() {
