@@ -45,7 +45,7 @@ func TestOperatorCommands(t *testing.T) {
 	defer up.Close()
 	dir := t.TempDir()
 	serveCfg := filepath.Join(dir, "serve.yaml")
-	os.WriteFile(serveCfg, []byte(fmt.Sprintf(`
+	writeFile(t, serveCfg, fmt.Sprintf(`
 nats:
   embedded: {port: -1, store_dir: %s}
 http: {listen: ""}
@@ -54,7 +54,9 @@ routes:
     target: {http: {url: %s}}
     max_attempts: 2
     backoff: {initial: 5ms, max: 10ms}
-`, filepath.Join(dir, "js"), up.URL)), 0o644)
+modules:
+  cache_dir: none
+`, filepath.Join(dir, "js"), up.URL))
 	cfg, err := config.Load(serveCfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +70,10 @@ routes:
 	go func() { done <- svc.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	cli := filepath.Join(dir, "cli.yaml")
-	os.WriteFile(cli, []byte("nats:\n  url: "+svc.NATSURL()+"\n"), 0o644)
+	// cache_dir none: the test leaves nothing in the user's state directory.
+	if err := os.WriteFile(cli, []byte("nats:\n  url: "+svc.NATSURL()+"\nmodules:\n  cache_dir: none\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	steps := []struct {
 		args []string
@@ -106,5 +111,12 @@ routes:
 	out, err := runCLI(t, "dlq", "replay", "orders", "--config", cli)
 	if err != nil || !strings.Contains(out, "replayed 1") {
 		t.Fatalf("replay: %q %v", out, err)
+	}
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
