@@ -59,6 +59,11 @@ func TestRejectedModules(t *testing.T) {
 		{"forbidden_import", "forbidden_import"},
 		{"missing_host_fn", "forbidden_import"},
 		{"wrong_abi_version", "abi_version"},
+		{"no_kinds", "no_kinds"},
+		{"missing_alloc", "missing_export"},
+		{"bad_signature", "bad_signature"},
+		{"forbidden_import_env", "forbidden_import"},
+		{"start_loop", "instantiate"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.fixture, func(t *testing.T) {

@@ -74,6 +74,11 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, memoryPages uint32, u
 	if len(wasm) < 4 || string(wasm[:4]) != "\x00asm" {
 		return nil, nil, &ValidationError{Rule: "not_wasm", Detail: "the file is not a WebAssembly binary (no \\0asm header); upload the .wasm, not its source"}
 	}
+	if other, err := meter.NonFunctionImports(wasm); err != nil {
+		return nil, nil, &ValidationError{Rule: "not_wasm", Detail: "the binary does not parse: " + err.Error(), Err: err}
+	} else if len(other) > 0 {
+		return nil, nil, &ValidationError{Rule: "forbidden_import", Detail: fmt.Sprintf("the module imports %s; the host offers only the functions of docs/abi.md §3", strings.Join(other, ", "))}
+	}
 	code := wasm
 	if !unmetered {
 		var err error

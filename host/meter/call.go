@@ -70,7 +70,8 @@ func Begin(ctx context.Context, mod api.Module, budget int64, deadline time.Time
 func refill(ctx context.Context, _ api.Module, _ []uint64) {
 	c, _ := ctx.Value(callKey{}).(*Call)
 	if c == nil {
-		panic(errors.New("metered guest called without meter.Begin"))
+		// Only a start section runs outside Begin: at instantiation.
+		panic(errors.New("the module ran longer than allowed outside a call (a start function doing real work? move it to _initialize, which runs under limits)"))
 	}
 	left := int64(c.global.Get())
 	c.charged += c.slice - left

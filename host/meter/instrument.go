@@ -209,7 +209,24 @@ func appendVecItem(body []byte, item []byte) []byte {
 	return append(out, item...)
 }
 
-type importCounts struct{ funcs, globals int }
+type importCounts struct {
+	funcs, globals int
+	other          []string // imported globals and tables, as "module.name"
+}
+
+// NonFunctionImports lists the globals and tables wasm imports (as
+// "module.name"); a host offering only functions refuses them.
+func NonFunctionImports(wasm []byte) ([]string, error) {
+	sections, err := parseSections(wasm)
+	if err != nil {
+		return nil, err
+	}
+	if i, ok := indexOf(sections, secImport); ok {
+		c, err := scanImports(sections[i].body)
+		return c.other, err
+	}
+	return nil, nil
+}
 
 // scanImports counts imported functions and globals, and rejects imported
 // memories and the refill import itself (instrumented twice).
@@ -233,6 +250,7 @@ func scanImports(body []byte) (c importCounts, err error) {
 			c.funcs++
 			_, err = r.u32()
 		case 0x01:
+			c.other = append(c.other, mod+"."+name+" (table)")
 			if _, err = r.byte(); err == nil {
 				err = skipLimits(r)
 			}
@@ -240,6 +258,7 @@ func scanImports(body []byte) (c importCounts, err error) {
 			return c, r.fail("imported memory is not supported: the module must define its own memory")
 		case 0x03:
 			c.globals++
+			c.other = append(c.other, mod+"."+name+" (global)")
 			_, err = r.bytes(2)
 		case 0x04:
 			return c, r.fail("exception tags are not supported")
