@@ -317,7 +317,7 @@ func TestStubTemplate(t *testing.T) {
 			if !json.Valid(s.Payload) {
 				t.Errorf("payload is not valid JSON: %s", s.Payload)
 			}
-			want := map[string]string{"Bw-Stub": "true", "Content-Type": tt.contentType}
+			want := map[string]string{"X-Stub": "true", "Content-Type": tt.contentType}
 			if !reflect.DeepEqual(s.Headers, want) {
 				t.Errorf("headers = %v, want %v", s.Headers, want)
 			}

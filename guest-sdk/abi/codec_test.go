@@ -183,7 +183,7 @@ func TestOutputRoundTrip(t *testing.T) {
 	}
 	stubs := []Stub{
 		{Payload: []byte{}},
-		{Payload: []byte(`{"status":"temporarily unavailable"}`), Headers: map[string]string{"Bw-Stub": "true", "Content-Type": "application/json"}},
+		{Payload: []byte(`{"status":"temporarily unavailable"}`), Headers: map[string]string{"X-Stub": "true", "Content-Type": "application/json"}},
 	}
 	for _, s := range stubs {
 		b := s.MarshalABI(nil)

@@ -8,7 +8,7 @@
 //		stub.Handle(func(in *sdk.Input) sdk.Stub {
 //			return sdk.Stub{
 //				Payload: []byte(`{"status":"temporarily unavailable"}`),
-//				Headers: map[string]string{"Content-Type": "application/json", "Bw-Stub": "true"},
+//				Headers: map[string]string{"Content-Type": "application/json", "X-Stub": "true"},
 //			}
 //		})
 //	}

@@ -26,6 +26,26 @@ type NATS struct {
 	User     string   `mapstructure:"user"`
 	Password string   `mapstructure:"password"`
 	Embedded Embedded `mapstructure:"embedded"`
+	// Worker and Replies are the least-privilege identities of an external
+	// server (see docs/security.md): Worker processes messages, Replies
+	// only publishes to producers' reply subjects. Unset, they fall back to
+	// User/Password and the runtime warns at start. The embedded server
+	// makes these identities itself.
+	Worker  Credentials `mapstructure:"worker"`
+	Replies Credentials `mapstructure:"replies"`
+	// InboxPrefix is the runtime's private inbox prefix (its request
+	// replies, JetStream acks and deliveries). Producers must not be allowed
+	// to subscribe to it.
+	InboxPrefix string `mapstructure:"inbox_prefix"`
+	// ConnectTimeout bounds how long start-up retries an external server
+	// that is not (yet) reachable.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
+}
+
+// Credentials are a NATS user and password.
+type Credentials struct {
+	User     string `mapstructure:"user"`
+	Password string `mapstructure:"password"`
 }
 
 // Embedded configures the in-process nats-server with JetStream.
@@ -40,9 +60,10 @@ type Embedded struct {
 	// MaxStore caps JetStream file storage in bytes (0: server default).
 	MaxStore int64 `mapstructure:"max_store"`
 	// Users turn on authentication. Role "admin" may do everything
-	// (operators, the runtime itself: set nats.user/nats.password to an
-	// admin); "producer" may only publish work (bw.in.>, bw.call.>) and
-	// receive replies — it cannot touch modules, flags or streams.
+	// (operators: set nats.user/nats.password to an admin for the CLI);
+	// "producer" may only publish work (bw.in.<route>, bw.call.<route>) and
+	// receive replies on its own inbox prefix _INBOX.<user> — it cannot
+	// touch modules, flags or streams, nor read anyone else's replies.
 	Users []User `mapstructure:"users"`
 }
 
@@ -51,6 +72,8 @@ type User struct {
 	User     string `mapstructure:"user"`
 	Password string `mapstructure:"password"`
 	Role     string `mapstructure:"role"` // admin or producer
+	// Routes limits a producer to these routes (empty: every route).
+	Routes []string `mapstructure:"routes"`
 }
 
 // HTTP configures the operator endpoints (/healthz, /readyz, /metrics).
@@ -102,7 +125,9 @@ type Modules struct {
 	Limits Limits `mapstructure:"limits"`
 }
 
-// Limits bound one call into a policy module.
+// Limits bound one call into a policy module. In modules.limits every
+// field must be positive; in a route's modules.<kind>.limits a zero field
+// inherits modules.limits.
 type Limits struct {
 	Fuel        uint64        `mapstructure:"fuel"`
 	WallTime    time.Duration `mapstructure:"wall_time"`
@@ -135,6 +160,9 @@ type Route struct {
 	RateLimit *RateLimit `mapstructure:"rate_limit"`
 	// Hedge sends a second attempt when the first is slow; nil: off.
 	Hedge *Hedge `mapstructure:"hedge"`
+	// ReplySubjects widens the subjects a producer may name in Bw-Reply-To
+	// (default _INBOX.> and bw.reply.>), as subject patterns.
+	ReplySubjects []string `mapstructure:"reply_subjects"`
 }
 
 // Breaker configures a target's circuit breaker.

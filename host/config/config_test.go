@@ -97,6 +97,26 @@ func TestLoadErrors(t *testing.T) {
 		{"bad role", "nats:\n  user: a\n  password: b\n  embedded:\n    users:\n      - {user: a, password: b, role: root}\n" + validRoutes, []string{"users[0].role", "root"}},
 		{"bad breaker", strings.Replace(validRoutes, "        url: http://127.0.0.1:9999/orders\n", "        url: http://127.0.0.1:9999/orders\n      breaker:\n        failure_rate: 2\n", 1), []string{"failure_rate"}},
 		{"two targets", strings.Replace(validRoutes, "      http:\n", "      nats:\n        subject: a.b\n      http:\n", 1), []string{"only one"}},
+		// Negative numbers never wrap around into unsigned fields, and zero
+		// or negative limits name the field.
+		{"negative fuel", "modules:\n  limits:\n    fuel: -5\n" + validRoutes, []string{"modules.limits.fuel", "negative"}},
+		{"negative memory pages", "modules:\n  limits:\n    memory_pages: -1\n" + validRoutes, []string{"memory_pages", "negative"}},
+		{"negative wall time", "modules:\n  limits:\n    wall_time: -1ms\n" + validRoutes, []string{"modules.limits.wall_time", "positive"}},
+		{"zero fuel", "modules:\n  limits:\n    fuel: 0\n" + validRoutes, []string{"modules.limits.fuel", "positive"}},
+		{"route limit negative", strings.Replace(validRoutes, "    cache:", "    modules:\n      retry:\n        name: r\n        limits:\n          wall_time: -2s\n    cache:", 1), []string{"routes[0].modules.retry.limits.wall_time"}},
+		{"negative out max age", "streams:\n  out_max_age: -1h\n" + validRoutes, []string{"streams.out_max_age", "negative"}},
+		{"reserved stub header msg id", strings.Replace(validRoutes, "    cache:", "    stub:\n      payload: x\n      headers:\n        Nats-Msg-Id: forged\n    cache:", 1), []string{"routes[0].stub.headers", "Nats-Msg-Id"}},
+		{"reserved stub header outcome", strings.Replace(validRoutes, "    cache:", "    stub:\n      payload: x\n      headers:\n        bw-outcome: ok\n    cache:", 1), []string{"routes[0].stub.headers", "Bw-"}},
+		{"reply subjects reach the JS API", strings.Replace(validRoutes, "    cache:", "    reply_subjects: ['$JS.API.>']\n    cache:", 1), []string{"routes[0].reply_subjects[0]", "$JS.>"}},
+		{"reply subjects reach dead letters", strings.Replace(validRoutes, "    cache:", "    reply_subjects: ['bw.*.orders']\n    cache:", 1), []string{"routes[0].reply_subjects[0]", "bw.in.>"}},
+		{"reply subjects malformed", strings.Replace(validRoutes, "    cache:", "    reply_subjects: ['a..b']\n    cache:", 1), []string{"routes[0].reply_subjects[0]", "empty token"}},
+		{"route name too long", strings.Replace(validRoutes, "name: orders", "name: "+strings.Repeat("o", 65), 1), []string{"routes[0].name", "at most 64"}},
+		{"reserved route name", strings.Replace(validRoutes, "name: orders", "name: _invalid", 1), []string{"routes[0].name", "reserved"}},
+		{"producer of unknown route", "nats:\n  user: a\n  password: b\n  embedded:\n    users:\n      - {user: a, password: b, role: admin}\n      - {user: p, password: q, role: producer, routes: [nope]}\n" + validRoutes, []string{"users[1].routes[0]", "nope"}},
+		{"bad user name", "nats:\n  user: a\n  password: b\n  embedded:\n    users:\n      - {user: a, password: b, role: admin}\n      - {user: 'p.x', password: q, role: producer}\n" + validRoutes, []string{"users[1].user", "p.x"}},
+		{"inbox prefix in producers' space", "nats:\n  inbox_prefix: _INBOX.bw\n" + validRoutes, []string{"nats.inbox_prefix", "_INBOX"}},
+		{"worker credentials half set", "nats:\n  url: nats://127.0.0.1:4222\n  worker:\n    user: w\n" + validRoutes, []string{"nats.worker", "both"}},
+		{"bad connect timeout", "nats:\n  connect_timeout: -1s\n" + validRoutes, []string{"nats.connect_timeout"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -64,6 +65,7 @@ func load(path string, flags *pflag.FlagSet, requireRoutes bool) (*Config, error
 	err := v.UnmarshalExact(cfg, func(dc *mapstructure.DecoderConfig) {
 		dc.ErrorUnused = true
 		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			refuseNegativeUnsigned,
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.StringToSliceHookFunc(","),
 		)
@@ -95,4 +97,27 @@ func (c *Config) finish() error {
 		c.Routes[i].applyDefaults()
 	}
 	return c.Validate()
+}
+
+// refuseNegativeUnsigned stops a negative number from wrapping around into
+// an unsigned field (fuel: -5 would otherwise load as 18446744073709551611).
+func refuseNegativeUnsigned(from, to reflect.Type, data any) (any, error) {
+	switch to.Kind() {
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	default:
+		return data, nil
+	}
+	negative := false
+	switch v := reflect.ValueOf(data); from.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		negative = v.Int() < 0
+	case reflect.Float32, reflect.Float64:
+		negative = v.Float() < 0
+	case reflect.String:
+		negative = strings.HasPrefix(strings.TrimSpace(v.String()), "-")
+	}
+	if negative {
+		return nil, fmt.Errorf("%v is negative: this field takes a positive whole number", data)
+	}
+	return data, nil
 }

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/textproto"
 	"net/url"
-	"regexp"
 	"strings"
 	"text/template"
+
+	"github.com/breakwater-dev/breakwater/host/internal/subject"
 )
 
 // FieldError is a validation failure of one configuration field.
@@ -18,13 +20,39 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return fmt.Sprintf("field %s: %s", e.Field, e.Reason) }
 
-var routeNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+// ReservedHeader reports whether a header is in a namespace the runtime
+// owns (Nats-, Bw-): stubs and forwarded headers may not set them.
+func ReservedHeader(name string) bool {
+	n := strings.ToLower(name)
+	return strings.HasPrefix(n, "nats-") || strings.HasPrefix(n, "bw-")
+}
+
+// reservedSubjects are namespaces a route's reply_subjects may not reach.
+func reservedSubjects(inboxPrefix string) []string {
+	return []string{"$JS.>", "$KV.>", "$O.>", "$SYS.>", "$JSC.>", "$NRG.>", "bw.in.>", "bw.out.>", "bw.dlq.>", "bw.call.>", inboxPrefix + ".>"}
+}
 
 // Validate checks the configuration; it returns every problem found, joined.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+	if err := subject.CheckLiteral(c.NATS.InboxPrefix, 64); err != nil {
+		bad("nats.inbox_prefix", "%v", err)
+	} else if subject.Match("_INBOX.>", c.NATS.InboxPrefix+".x") || c.NATS.InboxPrefix == "_INBOX" {
+		bad("nats.inbox_prefix", "%q is inside _INBOX.>, where producers' replies live: pick a prefix of the runtime's own (default _BW_INBOX)", c.NATS.InboxPrefix)
+	}
+	if c.NATS.ConnectTimeout <= 0 {
+		bad("nats.connect_timeout", "must be positive (how long start-up waits for the NATS server)")
+	}
+	for name, cr := range map[string]Credentials{"nats.worker": c.NATS.Worker, "nats.replies": c.NATS.Replies} {
+		if (cr.User == "") != (cr.Password == "") {
+			bad(name, "set both user and password, or neither")
+		}
+		if cr.User != "" && c.NATS.URL == "" {
+			bad(name, "only for an external server (nats.url): the embedded server makes the runtime's identities itself")
+		}
 	}
 	if c.NATS.URL != "" {
 		for _, u := range strings.Split(c.NATS.URL, ",") {
@@ -37,21 +65,35 @@ func (c *Config) Validate() error {
 			bad("nats.embedded.port", "%d is not a port (0..65535, or -1 for a random one)", c.NATS.Embedded.Port)
 		}
 		admin := false
+		users := map[string]bool{}
 		for i, u := range c.NATS.Embedded.Users {
 			f := fmt.Sprintf("nats.embedded.users[%d]", i)
 			if u.User == "" || u.Password == "" {
 				bad(f, "user and password are required")
+			} else if !subject.ValidToken(u.User) || strings.HasPrefix(u.User, "_") {
+				bad(f+".user", "%q may hold only letters, digits, '-' and '_', not start with '_', and be at most %d long (it names the user's inbox prefix _INBOX.<user>)", u.User, subject.MaxToken)
+			} else if users[u.User] {
+				bad(f+".user", "%q is listed twice", u.User)
 			}
+			users[u.User] = true
 			switch u.Role {
 			case "admin":
 				admin = admin || (u.User == c.NATS.User && u.Password == c.NATS.Password)
+				if len(u.Routes) > 0 {
+					bad(f+".routes", "only producers are limited to routes; an admin may do everything")
+				}
 			case "producer":
+				for j, r := range u.Routes {
+					if c.Route(r) == nil && !c.noRoutesOK {
+						bad(fmt.Sprintf("%s.routes[%d]", f, j), "no route is named %q", r)
+					}
+				}
 			default:
 				bad(f+".role", "%q is not admin or producer", u.Role)
 			}
 		}
 		if len(c.NATS.Embedded.Users) > 0 && !admin {
-			bad("nats.user", "with nats.embedded.users set, nats.user and nats.password must be those of an admin user (the runtime's own identity)")
+			bad("nats.user", "with nats.embedded.users set, nats.user and nats.password must be those of an admin user (the identity operator commands use)")
 		}
 		if net.ParseIP(c.NATS.Embedded.Host) == nil && c.NATS.Embedded.Host != "localhost" {
 			bad("nats.embedded.host", "%q is not an IP address", c.NATS.Embedded.Host)
@@ -81,12 +123,33 @@ func (c *Config) Validate() error {
 	if c.Streams.DuplicateWindow <= c.Streams.AckWait {
 		bad("streams.duplicate_window", "%v must exceed streams.ack_wait (%v) so a crash between publishing an outcome and acking is detected", c.Streams.DuplicateWindow, c.Streams.AckWait)
 	}
+	if c.Streams.OutMaxAge < 0 {
+		bad("streams.out_max_age", "%v is negative: use a positive age, or 0 to keep outcomes forever", c.Streams.OutMaxAge)
+	}
+	if c.Streams.DLQMaxAge < 0 {
+		bad("streams.dlq_max_age", "%v is negative: use a positive age, or 0 to keep dead letters forever", c.Streams.DLQMaxAge)
+	}
 	if c.Streams.PublishMaxPending < 1 {
 		bad("streams.publish_max_pending", "must be at least 1")
 	}
 	if c.Modules.PoolSize < 1 {
 		bad("modules.pool_size", "must be at least 1")
 	}
+	checkLimits := func(f string, l Limits, inherit bool) {
+		if l.Fuel == 0 && !inherit {
+			bad(f+".fuel", "must be positive (instructions a call may run; default 50000000)")
+		}
+		if l.WallTime < 0 || l.WallTime == 0 && !inherit {
+			bad(f+".wall_time", "%v: must be positive (default 50ms)", l.WallTime)
+		}
+		if l.MemoryPages == 0 && !inherit || l.MemoryPages > 65536 {
+			bad(f+".memory_pages", "%d: must be 1..65536 (64 KiB pages; default 512)", l.MemoryPages)
+		}
+		if l.OutputBytes == 0 && !inherit {
+			bad(f+".output_bytes", "must be positive (default 65536)")
+		}
+	}
+	checkLimits("modules.limits", c.Modules.Limits, false)
 	if len(c.Routes) == 0 && !c.noRoutesOK {
 		bad("routes", "no routes configured: add at least one route (see examples/quickstart/breakwater.yaml)")
 	}
@@ -96,8 +159,8 @@ func (c *Config) Validate() error {
 		f := fmt.Sprintf("routes[%d]", i)
 		if r.Name == "" {
 			bad(f+".name", "missing: every route needs a name (one subject token)")
-		} else if !routeNameRE.MatchString(r.Name) {
-			bad(f+".name", "%q may hold only letters, digits, '-' and '_' (it becomes a subject token of bw.in.<name>)", r.Name)
+		} else if !subject.ValidToken(r.Name) || strings.HasPrefix(r.Name, "_") {
+			bad(f+".name", "%q may hold only letters, digits, '-' and '_', must not start with '_' (reserved), and be at most %d long (it becomes a subject token of bw.in.<name>)", r.Name, subject.MaxToken)
 		} else if j, dup := seen[r.Name]; dup {
 			bad(f+".name", "%q is already the name of routes[%d]", r.Name, j)
 		} else {
@@ -127,11 +190,33 @@ func (c *Config) Validate() error {
 				bad(f+".target.nats.subject", "%q is not a literal NATS subject", r.Target.NATS.Subject)
 			}
 		}
-		if r.Target.Name != "" && !routeNameRE.MatchString(r.Target.Name) {
-			bad(f+".target.name", "%q may hold only letters, digits, '-' and '_'", r.Target.Name)
+		if r.Target.Name != "" && !subject.ValidToken(r.Target.Name) {
+			bad(f+".target.name", "%q may hold only letters, digits, '-' and '_' (at most %d)", r.Target.Name, subject.MaxToken)
+		}
+		if r.Stub != nil {
+			for k := range r.Stub.Headers {
+				if ReservedHeader(k) {
+					k = textproto.CanonicalMIMEHeaderKey(k)
+					bad(f+".stub.headers", "%q is in the Nats- or Bw- header namespace, which belongs to the runtime: rename it (for example X-%s)", k, k)
+				}
+			}
+		}
+		for j, p := range r.ReplySubjects {
+			ff := fmt.Sprintf("%s.reply_subjects[%d]", f, j)
+			if err := subject.CheckPattern(p, subject.MaxReply); err != nil {
+				bad(ff, "%v", err)
+				continue
+			}
+			for _, reserved := range reservedSubjects(c.NATS.InboxPrefix) {
+				if subject.Overlaps(p, reserved) {
+					bad(ff, "%q overlaps %s, which belongs to NATS or the runtime: name a namespace of your own", p, reserved)
+					break
+				}
+			}
 		}
 		if r.Timeout < 0 {
 			bad(f+".timeout", "must be positive")
+
 		} else if r.Timeout >= c.Streams.AckWait {
 			bad(f+".timeout", "%v must be shorter than streams.ack_wait (%v), or JetStream redelivers messages still being worked on", r.Timeout, c.Streams.AckWait)
 		}
@@ -185,9 +270,13 @@ func (c *Config) Validate() error {
 			bad(f+".hedge", "delay must be positive and max_attempts 2..5")
 		}
 		for kind, m := range map[string]*ModuleRef{"retry": r.Modules.Retry, "fallback": r.Modules.Fallback, "stub": r.Modules.Stub} {
-			if m != nil && m.Name == "" {
+			if m == nil {
+				continue
+			}
+			if m.Name == "" {
 				bad(f+".modules."+kind+".name", "missing: name the module (see `runtime module list`)")
 			}
+			checkLimits(f+".modules."+kind+".limits", m.Limits, true)
 		}
 	}
 	return errors.Join(errs...)

@@ -213,7 +213,7 @@ func TestStaticStubFallback(t *testing.T) {
 	e := newEnv(t, "routes:"+routeYAML("catalog", up.URL, `    stub:
       payload: '{"status":"temporarily unavailable","price":0}'
       headers:
-        Bw-Stub: "true"
+        X-Stub: "true"
 `))
 	e.run()
 	e.publish("catalog", "c-1", `{"id":"c-1"}`)
@@ -221,7 +221,7 @@ func TestStaticStubFallback(t *testing.T) {
 	if got := m.Header.Get(headers.Outcome); got != headers.OutcomeStub {
 		t.Fatalf("outcome %q, want stub", got)
 	}
-	if string(m.Data) != `{"status":"temporarily unavailable","price":0}` || m.Header.Get("Bw-Stub") != "true" {
+	if string(m.Data) != `{"status":"temporarily unavailable","price":0}` || m.Header.Get("X-Stub") != "true" {
 		t.Errorf("stub %s %v", m.Data, m.Header)
 	}
 }

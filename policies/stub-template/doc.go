@@ -23,7 +23,7 @@
 //   - content_type (default "application/json") is the stub's Content-Type
 //     header.
 //
-// Every stub also carries the header Bw-Stub: true. The document's keys are
+// Every stub also carries the header X-Stub: true. The document's keys are
 // sorted, so the same request always gives the same bytes. With the config
 // above, a request {"name": "widget", "id": 7, "qty": 2} on route "catalog"
 // gets:

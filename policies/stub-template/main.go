@@ -64,7 +64,7 @@ func generate(in *sdk.Input) sdk.Stub {
 	}
 	return sdk.Stub{
 		Payload: body,
-		Headers: map[string]string{"Content-Type": s.ContentType, "Bw-Stub": "true"},
+		Headers: map[string]string{"Content-Type": s.ContentType, "X-Stub": "true"},
 	}
 }
 
