@@ -25,7 +25,7 @@ const inFlight = 256
 // file storage, consume with a durable pull consumer, ack. Latency is
 // publish → delivery.
 func BenchmarkRawJetStream(b *testing.B) {
-	srv, err := embedded.Start(embedded.Options{Port: -1, StoreDir: b.TempDir()})
+	srv, err := embedded.Start(context.Background(), embedded.Options{Port: -1, StoreDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -62,7 +62,9 @@ func connect(cfg *config.Config) (*nats.Conn, jetstream.JetStream, error) {
 	}
 	opts := []nats.Option{nats.Name("breakwater-cli"), nats.Timeout(5 * time.Second)}
 	if cfg.NATS.User != "" {
-		opts = append(opts, nats.UserInfo(cfg.NATS.User, cfg.NATS.Password))
+		// Each user's replies arrive under its own inbox prefix, which no
+		// other producer may subscribe to.
+		opts = append(opts, nats.UserInfo(cfg.NATS.User, cfg.NATS.Password), nats.CustomInboxPrefix("_INBOX."+cfg.NATS.User))
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {

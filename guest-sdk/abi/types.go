@@ -22,6 +22,9 @@ const (
 	ErrorBadInput     ErrorKind = "bad_input"     // the message itself is unusable (e.g. the cache key template cannot read it)
 	ErrorUnknownRoute ErrorKind = "unknown_route" // the message was published on a subject no route serves
 	ErrorInternal     ErrorKind = "internal"      // anything else
+	// ErrorResultTooLarge: the target's answer would not fit in an outcome
+	// (the server's max_payload); it is not retried.
+	ErrorResultTooLarge ErrorKind = "result_too_large"
 )
 
 // AttemptError describes one failed attempt.

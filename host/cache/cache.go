@@ -2,6 +2,8 @@ package cache
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -53,21 +55,34 @@ func (s *Store) Get(ctx context.Context, route, key string, ttl time.Duration) (
 	return Entry{Value: kve.Value(), Age: age}, true, nil
 }
 
-// Key maps a route and a rendered cache key to a KV key: characters a KV key
-// cannot hold are escaped as =XX, so distinct keys stay distinct.
+// MaxEscapedKey bounds the escaped part of a KV key; a longer key is hashed.
+const MaxEscapedKey = 160
+
+// Key maps a route and a rendered cache key (untrusted: it comes from the
+// message) to a KV key that is always valid and short: characters a KV key
+// cannot hold are escaped as =XX, and a key whose escaped form is longer
+// than MaxEscapedKey becomes "==" and its SHA-256 in hex. Distinct keys stay
+// distinct: an escaped key never holds "==" ('=' itself is escaped).
 func Key(route, key string) string {
 	var b strings.Builder
-	b.Grow(len(route) + 1 + len(key))
+	b.Grow(len(route) + 1 + min(len(key), MaxEscapedKey))
 	b.WriteString(route)
 	b.WriteByte('.')
-	for i := 0; i < len(key); i++ {
+	n := 0
+	for i := 0; i < len(key) && n <= MaxEscapedKey; i++ {
 		c := key[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '/':
 			b.WriteByte(c)
+			n++
 		default:
 			fmt.Fprintf(&b, "=%02X", c)
+			n += 3
 		}
+	}
+	if n > MaxEscapedKey {
+		sum := sha256.Sum256([]byte(key))
+		return route + ".==" + hex.EncodeToString(sum[:])
 	}
 	return b.String()
 }

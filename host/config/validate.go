@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/breakwater-dev/breakwater/host/headers"
 	"github.com/breakwater-dev/breakwater/host/internal/subject"
 )
 
@@ -19,13 +20,6 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string { return fmt.Sprintf("field %s: %s", e.Field, e.Reason) }
-
-// ReservedHeader reports whether a header is in a namespace the runtime
-// owns (Nats-, Bw-): stubs and forwarded headers may not set them.
-func ReservedHeader(name string) bool {
-	n := strings.ToLower(name)
-	return strings.HasPrefix(n, "nats-") || strings.HasPrefix(n, "bw-")
-}
 
 // reservedSubjects are namespaces a route's reply_subjects may not reach.
 func reservedSubjects(inboxPrefix string) []string {
@@ -195,7 +189,7 @@ func (c *Config) Validate() error {
 		}
 		if r.Stub != nil {
 			for k := range r.Stub.Headers {
-				if ReservedHeader(k) {
+				if headers.Reserved(k) {
 					k = textproto.CanonicalMIMEHeaderKey(k)
 					bad(f+".stub.headers", "%q is in the Nats- or Bw- header namespace, which belongs to the runtime: rename it (for example X-%s)", k, k)
 				}

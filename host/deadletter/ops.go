@@ -94,6 +94,13 @@ func Replay(ctx context.Context, js jetstream.JetStream, route string, ids []str
 		for k, v := range p.Record.Headers {
 			m.Header[k] = v
 		}
+		if ref := p.Record.Original; ref != nil {
+			orig, err := original(ctx, js, ref)
+			if err != nil {
+				return n, fmt.Errorf("replay %q: dead letter %d: %w", route, p.Seq, err)
+			}
+			m.Data, m.Header = orig.Data, orig.Header
+		}
 		// A fresh id per replay so de-duplication does not swallow it, yet a
 		// replay retried after a crash is still published once.
 		m.Header.Set(headers.MsgID, fmt.Sprintf("%s-replay-%d", p.Record.MessageID, p.Seq))
@@ -110,4 +117,21 @@ func Replay(ctx context.Context, js jetstream.JetStream, route string, ids []str
 		return 0, fmt.Errorf("replay %q: no dead letter matches %v (see `runtime dlq list %s`)", route, ids, route)
 	}
 	return n, nil
+}
+
+// original reads the original message a record refers to.
+func original(ctx context.Context, js jetstream.JetStream, ref *Ref) (*nats.Msg, error) {
+	s, err := js.Stream(ctx, ref.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("original message in %s: %w", ref.Stream, err)
+	}
+	raw, err := s.GetMsg(ctx, ref.Seq)
+	if err != nil {
+		return nil, fmt.Errorf("original message %s/%d: %w (it expires with streams.dlq_max_age)", ref.Stream, ref.Seq, err)
+	}
+	h := nats.Header{}
+	for k, v := range raw.Header {
+		h[k] = v
+	}
+	return &nats.Msg{Subject: raw.Subject, Header: h, Data: raw.Data}, nil
 }

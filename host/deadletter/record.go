@@ -25,6 +25,18 @@ type Record struct {
 	Errors  []abi.AttemptError  `json:"errors"`
 	Headers map[string][]string `json:"headers,omitempty"`
 	Payload []byte              `json:"payload"` // base64 in JSON
+	// Original, when set, holds the original message (headers and
+	// payload) by reference: the record with them inline would have been
+	// larger than the server's max_payload. Headers and Payload are then
+	// empty; replay reads the original from there.
+	Original *Ref `json:"original,omitempty"`
+}
+
+// Ref names a message kept in a stream.
+type Ref struct {
+	Stream string `json:"stream"`
+	Seq    uint64 `json:"seq"`
+	Size   int    `json:"size"` // payload bytes
 }
 
 // Marshal encodes r as JSON.

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,6 +19,8 @@ type Options struct {
 	Name     string // server name; default "breakwater"
 	// Users, when set, turn on authentication with these accounts' permissions.
 	Users []*server.User
+	// NoAuthUser is who a client without credentials is (one of Users).
+	NoAuthUser string
 	// Logger receives the server's log lines (nil: silent).
 	Logger *slog.Logger
 	// ReadyTimeout bounds the wait for the server to accept connections.
@@ -31,21 +34,18 @@ const (
 )
 
 // NewUser returns a server user with role's permissions: admin may do
-// everything; producer may publish work on bw.in.> and bw.call.> and
-// receive replies on _INBOX.>, nothing else (no streams API, no buckets).
-func NewUser(name, password, role string) *server.User {
+// everything; a producer gets ProducerPermissions for routes.
+func NewUser(name, password, role string, routes []string) *server.User {
 	u := &server.User{Username: name, Password: password}
 	if role == RoleProducer {
-		u.Permissions = &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: []string{"bw.in.>", "bw.call.>"}},
-			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
-		}
+		u.Permissions = ProducerPermissions(name, routes)
 	}
 	return u
 }
 
-// Start starts a nats-server with JetStream and waits until it accepts clients.
-func Start(o Options) (*server.Server, error) {
+// Start starts a nats-server with JetStream and waits until it accepts
+// clients, ctx ends (a signal during start-up), or ReadyTimeout passes.
+func Start(ctx context.Context, o Options) (*server.Server, error) {
 	if o.StoreDir == "" {
 		return nil, fmt.Errorf("embedded nats: store dir is empty: set nats.embedded.store_dir")
 	}
@@ -71,6 +71,7 @@ func Start(o Options) (*server.Server, error) {
 		NoSigs:                 true,
 		MaxPayload:             8 << 20,
 		Users:                  o.Users,
+		NoAuthUser:             o.NoAuthUser,
 		DisableJetStreamBanner: true,
 	}
 	s, err := server.NewServer(opts)
@@ -81,9 +82,16 @@ func Start(o Options) (*server.Server, error) {
 		s.SetLoggerV2(&slogAdapter{l: o.Logger.With("component", "nats-server")}, false, false, false)
 	}
 	go s.Start()
-	if !s.ReadyForConnections(o.ReadyTimeout) {
-		s.Shutdown()
-		return nil, fmt.Errorf("embedded nats: not ready for connections within %v (port %d in use? store dir %s locked by another process?)", o.ReadyTimeout, o.Port, o.StoreDir)
+	deadline := time.Now().Add(o.ReadyTimeout)
+	for !s.ReadyForConnections(100 * time.Millisecond) {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			s.Shutdown()
+			s.WaitForShutdown()
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("embedded nats: start interrupted: %w", ctx.Err())
+			}
+			return nil, fmt.Errorf("embedded nats: not ready for connections within %v (port %d in use? store dir %s locked by another process?)", o.ReadyTimeout, o.Port, o.StoreDir)
+		}
 	}
 	return s, nil
 }

@@ -1,5 +1,7 @@
 package headers
 
+import "strings"
+
 // Set by producers.
 const (
 	// MsgID is JetStream's de-duplication header: publish twice with the same
@@ -32,6 +34,12 @@ const (
 	// Replayed marks a message put back on bw.in by `runtime dlq replay`.
 	Replayed = "Bw-Replayed-From"
 )
+
+// Reserved reports whether a header is in a namespace the runtime owns
+// (Nats-, Bw-, any case): stubs may not set such headers.
+func Reserved(name string) bool {
+	return len(name) >= 3 && strings.EqualFold(name[:3], "bw-") || len(name) >= 5 && strings.EqualFold(name[:5], "nats-")
+}
 
 // Outcome values.
 const (

@@ -23,6 +23,9 @@ type Observer interface {
 	// InFlight reports messages (async) or requests (sync) starting (+1)
 	// and ending (-1).
 	InFlight(route string, delta int)
+	// ReplyRefused reports a Bw-Reply-To subject refused (invalid, too
+	// long, or outside the route's reply namespaces).
+	ReplyRefused(route string)
 }
 
 // NopObserver ignores everything.
@@ -34,3 +37,4 @@ func (NopObserver) Outcome(string, string, uint32, time.Duration)        {}
 func (NopObserver) PolicyFailed(string, string, string, error)           {}
 func (NopObserver) Redelivered(string)                                   {}
 func (NopObserver) InFlight(string, int)                                 {}
+func (NopObserver) ReplyRefused(string)                                  {}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,6 +15,7 @@ import (
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
 	"github.com/breakwater-dev/breakwater/host/deadletter"
 	"github.com/breakwater-dev/breakwater/host/headers"
+	"github.com/breakwater-dev/breakwater/host/internal/subject"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -23,6 +25,7 @@ type terminal struct {
 	payload     []byte // result, cached value or stub (not for dead)
 	stubHeaders map[string]string
 	cacheAge    time.Duration
+	status      int                // sync error replies: the HTTP-like status (Bw-Status)
 	errs        []abi.AttemptError // every failed attempt, oldest first
 	attempts    uint32             // calls made to the target
 	reason      string
@@ -41,7 +44,11 @@ func (p *Pipeline) finish(ctx context.Context, j *job, route string, t terminal)
 	if route == "" {
 		route = j.token
 	}
-	out := p.outcomeMsg(j, route, t)
+	out, err := p.outcomeMsg(ctx, j, route, &t)
+	if err != nil {
+		p.retryLater(j, route, err)
+		return
+	}
 	ack, err := p.publish(ctx, out)
 	if err != nil {
 		p.retryLater(j, route, fmt.Errorf("publishing outcome: %w", err))
@@ -66,11 +73,7 @@ func (p *Pipeline) finish(ctx context.Context, j *job, route string, t terminal)
 		}
 	}
 	if reply := j.msg.Headers().Get(headers.ReplyTo); reply != "" && !ack.Duplicate {
-		// Core NATS: the producer may have gone; the outcome stays on bw.out.
-		if err := p.nc.PublishMsg(&nats.Msg{Subject: reply, Header: out.Header, Data: out.Data}); err != nil {
-			p.log.Warn("publishing to the producer's reply subject failed; the outcome is on bw.out", slog.String("route", route),
-				slog.String("message_id", j.id), slog.String("reply_to", reply), slog.String("error", err.Error()))
-		}
+		p.replyTo(j, route, reply, out)
 	}
 	if t.cleanHistory {
 		if err := p.history.remove(ctx, j.historyKey()); err != nil {
@@ -86,13 +89,105 @@ func (p *Pipeline) finish(ctx context.Context, j *job, route string, t terminal)
 			slog.String("message_id", j.id), slog.String("error", err.Error()))
 	}
 	p.logOutcome(j, route, t)
-	p.obs.Outcome(route, t.outcome, t.attempts, time.Since(j.firstSeen))
+	if !ack.Duplicate {
+		// A re-completion is not a second outcome.
+		p.obs.Outcome(route, t.outcome, t.attempts, time.Since(j.firstSeen))
+	}
+}
+
+// replyTo also publishes the outcome to the producer's reply subject, on
+// the replies connection, if the subject is valid and in the route's reply
+// namespaces; otherwise the reply is refused, logged and counted (the
+// outcome is on bw.out either way).
+func (p *Pipeline) replyTo(j *job, route, reply string, out *nats.Msg) {
+	allowed := topology.ReplyNamespaces
+	if r := p.routes[route]; r != nil {
+		allowed = r.ReplySubjects
+	}
+	if err := subject.CheckReply(reply, allowed); err != nil {
+		p.obs.ReplyRefused(route)
+		p.log.Warn("reply refused; the outcome is on bw.out", slog.String("route", route), slog.String("message_id", j.id), slog.String("error", err.Error()))
+		return
+	}
+	// Core NATS: the producer may have gone; the outcome stays on bw.out.
+	if err := p.replies.PublishMsg(&nats.Msg{Subject: reply, Header: out.Header, Data: out.Data}); err != nil {
+		p.log.Warn("publishing to the producer's reply subject failed; the outcome is on bw.out", slog.String("route", route),
+			slog.String("message_id", j.id), slog.String("reply_to", reply), slog.String("error", err.Error()))
+	}
 }
 
 // outcomeMsg builds the bw.out message of t: the result (or cached value,
-// or stub), or for dead the dead-letter record.
-func (p *Pipeline) outcomeMsg(j *job, route string, t terminal) *nats.Msg {
+// or stub), or for dead the dead-letter record. It never exceeds the
+// server's max_payload: a dead-letter record too large to hold the
+// original message refers to a copy in BW_DLQ_DATA instead, and any other
+// outcome too large becomes a dead letter of kind result_too_large.
+func (p *Pipeline) outcomeMsg(ctx context.Context, j *job, route string, t *terminal) (*nats.Msg, error) {
+	msg := p.buildOutcome(j, route, t, nil)
+	if msgSize(msg) <= p.maxPayload {
+		return msg, nil
+	}
+	if t.outcome != headers.OutcomeDead {
+		t.errs = append(t.errs, attemptError(j.attempt, abi.ErrorResultTooLarge, 0,
+			fmt.Sprintf("the %s outcome is %d bytes, more than the server's max_payload (%d)", t.outcome, msgSize(msg), p.maxPayload)))
+		t.outcome, t.payload, t.stubHeaders = headers.OutcomeDead, nil, nil
+		t.reason = strings.TrimPrefix(t.reason+"; outcome too large", "; ")
+		if msg = p.buildOutcome(j, route, t, nil); msgSize(msg) <= p.maxPayload {
+			return msg, nil
+		}
+	}
+	ref, err := p.keepOriginal(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	if len(t.errs) > 2*internalRedeliveries {
+		t.errs = append(t.errs[:1:1], t.errs[len(t.errs)-2*internalRedeliveries:]...)
+	}
+	return p.buildOutcome(j, route, t, ref), nil
+}
+
+// keepOriginal copies the original message to BW_DLQ_DATA (once: the copy
+// is de-duplicated by the message's claim id) and returns its reference.
+func (p *Pipeline) keepOriginal(ctx context.Context, j *job) (*deadletter.Ref, error) {
 	h := nats.Header{}
+	for k, v := range j.msg.Headers() {
+		h[k] = v
+	}
+	h.Set(headers.MsgID, "original:"+j.claimID())
+	ack, err := p.publish(ctx, &nats.Msg{Subject: topology.DLQData(j.token), Header: h, Data: j.msg.Data()})
+	if err != nil {
+		return nil, fmt.Errorf("keeping the original of an oversized dead letter in %s: %w", topology.StreamDLQData, err)
+	}
+	return &deadletter.Ref{Stream: topology.StreamDLQData, Seq: ack.Sequence, Size: len(j.msg.Data())}, nil
+}
+
+// msgSize is what msg counts against max_payload: headers and data.
+func msgSize(m *nats.Msg) int {
+	n := len(m.Data) + len("NATS/1.0\r\n\r\n")
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// buildOutcome builds the outcome message; with original set, a dead
+// letter's record refers to it instead of holding headers and payload.
+func (p *Pipeline) buildOutcome(j *job, route string, t *terminal, original *deadletter.Ref) *nats.Msg {
+	h := nats.Header{}
+	// Stub headers first, without the runtime's namespaces: a stub cannot
+	// forge an outcome, an id or anything else the runtime says.
+	dropped := 0
+	for k, v := range t.stubHeaders {
+		if headers.Reserved(k) {
+			dropped++
+			continue
+		}
+		h.Set(k, v)
+	}
+	if dropped > 0 {
+		p.log.Warn("stub headers in the Nats- or Bw- namespace dropped", slog.String("route", route), slog.String("message_id", j.id), slog.Int("dropped", dropped))
+	}
 	h.Set(headers.MsgID, j.claimID())
 	h.Set(headers.Outcome, t.outcome)
 	h.Set(headers.Attempts, strconv.FormatUint(uint64(t.attempts), 10))
@@ -105,9 +200,6 @@ func (p *Pipeline) outcomeMsg(j *job, route string, t terminal) *nats.Msg {
 	}
 	if t.outcome == headers.OutcomeCached {
 		h.Set(headers.CacheAge, strconv.FormatInt(t.cacheAge.Milliseconds(), 10))
-	}
-	for k, v := range t.stubHeaders {
-		h.Set(k, v)
 	}
 	msg := &nats.Msg{Subject: topology.OutPrefix + j.token, Header: h, Data: t.payload}
 	if t.outcome == headers.OutcomeDead {
@@ -123,6 +215,10 @@ func (p *Pipeline) outcomeMsg(j *job, route string, t terminal) *nats.Msg {
 			Errors:    t.errs,
 			Headers:   j.msg.Headers(),
 			Payload:   j.msg.Data(),
+			Original:  original,
+		}
+		if original != nil {
+			rec.Headers, rec.Payload = nil, nil
 		}
 		msg.Data = rec.Marshal()
 	}

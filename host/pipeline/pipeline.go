@@ -19,8 +19,14 @@ import (
 
 // Options configures a Pipeline.
 type Options struct {
-	JS       jetstream.JetStream
-	NC       *nats.Conn
+	// JS and NC are the worker connection: consume, publish outcomes.
+	JS jetstream.JetStream
+	NC *nats.Conn
+	// AdminJS creates and removes consumers (nil: JS).
+	AdminJS jetstream.JetStream
+	// Replies publishes to producers' reply subjects, and may do nothing
+	// else (nil: NC).
+	Replies  *nats.Conn
 	Routes   []*Route
 	Logger   *slog.Logger
 	Observer Observer // nil: NopObserver
@@ -41,13 +47,17 @@ type Options struct {
 type Pipeline struct {
 	o       Options
 	js      jetstream.JetStream
+	adminJS jetstream.JetStream
 	nc      *nats.Conn
+	replies *nats.Conn
 	log     *slog.Logger
 	obs     Observer
 	routes  map[string]*Route
 	cache   *cache.Store
 	history history
 	outs    jetstream.Stream
+
+	maxPayload int // the server's max_payload: no outcome is larger
 
 	running   atomic.Int32 // consumers running
 	wanted    int32
@@ -72,7 +82,14 @@ func New(ctx context.Context, o Options) (*Pipeline, error) {
 	if o.MaxAckPending == 0 {
 		o.MaxAckPending = 65536
 	}
-	p := &Pipeline{o: o, js: o.JS, nc: o.NC, log: o.Logger, obs: o.Observer, routes: map[string]*Route{}}
+	if o.AdminJS == nil {
+		o.AdminJS = o.JS
+	}
+	if o.Replies == nil {
+		o.Replies = o.NC
+	}
+	p := &Pipeline{o: o, js: o.JS, adminJS: o.AdminJS, nc: o.NC, replies: o.Replies, log: o.Logger, obs: o.Observer, routes: map[string]*Route{},
+		maxPayload: int(o.NC.MaxPayload())}
 	for _, r := range o.Routes {
 		p.routes[r.Name] = r
 	}
@@ -90,7 +107,7 @@ func New(ctx context.Context, o Options) (*Pipeline, error) {
 	if p.outs, err = o.JS.Stream(ctx, topology.StreamOut); err != nil {
 		return nil, fmt.Errorf("pipeline: stream %s: %w", topology.StreamOut, err)
 	}
-	if err := topology.RemoveStaleRouteConsumers(ctx, o.JS, p.routeNames()); err != nil {
+	if err := topology.RemoveStaleRouteConsumers(ctx, o.AdminJS, p.routeNames()); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	return p, nil
@@ -130,7 +147,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	copts := topology.ConsumerOptions{AckWait: p.o.AckWait, MaxAckPending: p.o.MaxAckPending, Replicas: p.o.Replicas}
 	for _, name := range p.routeNames() {
 		r := p.routes[name]
-		cons, err := topology.EnsureRouteConsumer(ctx, p.js, r.Name, copts)
+		ropts := copts
+		ropts.MaxDeliver = int(hardBound(r.MaxAttempts)) + serverBackstop
+		cons, err := p.bindConsumer(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+			return topology.EnsureRouteConsumer(ctx, p.adminJS, r.Name, ropts)
+		})
 		if err != nil {
 			return err
 		}
@@ -216,6 +237,21 @@ func (p *Pipeline) consume(ctx, work context.Context, workers *sync.WaitGroup, c
 	}
 }
 
+// bindConsumer creates or updates a consumer on the admin connection, then
+// binds to it on the worker connection, which pulls and acks.
+func (p *Pipeline) bindConsumer(ctx context.Context, ensure func(context.Context) (jetstream.Consumer, error)) (jetstream.Consumer, error) {
+	c, err := ensure(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := c.CachedInfo().Name
+	wc, err := p.js.Consumer(ctx, topology.StreamIn, name)
+	if err != nil {
+		return nil, fmt.Errorf("binding consumer %s: %w", name, err)
+	}
+	return wc, nil
+}
+
 // recoverPanic keeps a bug in processing one message from crashing the
 // process: the message is retried later, and the panic is logged.
 func (p *Pipeline) recoverPanic(msg jetstream.Msg) {
@@ -248,7 +284,11 @@ func (p *Pipeline) sweepUnrouted(ctx, work context.Context, workers *sync.WaitGr
 		}
 		if err == nil && len(subjects) > 0 && !slices.Equal(subjects, current) {
 			stop()
-			cons, err := topology.EnsureUnroutedConsumer(ctx, p.js, subjects, copts)
+			uopts := copts
+			uopts.MaxDeliver = int(hardBound(1)) + serverBackstop
+			cons, err := p.bindConsumer(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+				return topology.EnsureUnroutedConsumer(ctx, p.adminJS, subjects, uopts)
+			})
 			if err != nil {
 				p.log.Warn("unrouted consumer", slog.String("error", err.Error()))
 			} else {

@@ -13,15 +13,43 @@ import (
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
 	"github.com/breakwater-dev/breakwater/host/cache"
 	"github.com/breakwater-dev/breakwater/host/headers"
+	"github.com/breakwater-dev/breakwater/host/internal/subject"
 	"github.com/breakwater-dev/breakwater/host/render"
 	"github.com/breakwater-dev/breakwater/host/target"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
+// Bounds on deliveries. A message is dead-lettered once delivered more
+// than hardBound(max_attempts) times, whatever keeps failing; the server
+// stops delivering serverBackstop deliveries later, should even that fail.
+const (
+	internalRedeliveries = 20
+	serverBackstop       = 10
+)
+
+// hardBound is the most deliveries a message of a route with maxAttempts
+// gets before it is dead-lettered with the reason.
+func hardBound(maxAttempts uint32) uint32 { return maxAttempts + internalRedeliveries }
+
+// maxErrorMessage bounds an attempt's error message (it travels in
+// headers, histories and dead letters).
+const maxErrorMessage = 1024
+
+// attemptError records one failed attempt, its message bounded.
+func attemptError(attempt uint32, kind abi.ErrorKind, status int, msg string) abi.AttemptError {
+	if len(msg) > maxErrorMessage {
+		msg = msg[:maxErrorMessage] + "…"
+	}
+	return abi.AttemptError{Attempt: attempt, AtUnixMs: time.Now().UnixMilli(), Kind: kind, Status: int32(status), Message: msg}
+}
+
 // job is one delivery of one message.
 type job struct {
-	msg       jetstream.Msg
-	token     string // bw.in.<token>: the route name, or the unrouted remainder
+	msg jetstream.Msg
+	// token names the route in subjects and keys built for the message:
+	// bw.in.<token>, or topology.InvalidToken when the subject's remainder
+	// cannot name a route (too long, several tokens, odd bytes).
+	token     string
 	seq       uint64 // sequence in BW_IN: the message's identity
 	id        string // the producer's Nats-Msg-Id, else the sequence
 	attempt   uint32 // delivery number, 1-based
@@ -34,9 +62,13 @@ func newJob(msg jetstream.Msg) (*job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("message on %s has no JetStream metadata: %w", msg.Subject(), err)
 	}
+	token := strings.TrimPrefix(msg.Subject(), topology.InPrefix)
+	if !subject.ValidToken(token) {
+		token = topology.InvalidToken
+	}
 	j := &job{
 		msg:       msg,
-		token:     strings.TrimPrefix(msg.Subject(), topology.InPrefix),
+		token:     token,
 		seq:       meta.Sequence.Stream,
 		attempt:   uint32(meta.NumDelivered),
 		firstSeen: meta.Timestamp,
@@ -93,24 +125,31 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 	in := j.input(r)
 	m := &render.Message{Route: r.Name, Subject: msg.Subject(), MessageID: j.id, Headers: msg.Headers(), Payload: msg.Data()}
 
-	var key string
-	if r.CacheKey != nil {
-		if key, err = r.CacheKey.Execute(m); err != nil {
-			ae := abi.AttemptError{Attempt: j.attempt, AtUnixMs: time.Now().UnixMilli(), Kind: abi.ErrorBadInput, Message: err.Error()}
-			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeDead, errs: []abi.AttemptError{ae}, attempts: 0,
-				reason: "bad input: the message cannot be processed as published; fix the producer, then replay"})
-			return
-		}
-	}
-
 	var hist []abi.AttemptError
 	if j.attempt > 1 {
 		if hist, err = p.history.load(ctx, j.historyKey()); err != nil {
-			p.retryLater(j, r.Name, err)
-			return
+			if j.attempt <= hardBound(r.MaxAttempts) {
+				p.retryLater(j, r.Name, err)
+				return
+			}
+			hist = []abi.AttemptError{attemptError(j.attempt, abi.ErrorInternal, 0, err.Error())}
 		}
 		if len(hist) < int(j.attempt)-1 {
 			p.obs.Redelivered(r.Name)
+		}
+	}
+	if j.attempt > hardBound(r.MaxAttempts) {
+		p.finishBounded(ctx, j, r.Name, hardBound(r.MaxAttempts), hist)
+		return
+	}
+
+	var key string
+	if r.CacheKey != nil {
+		if key, err = r.CacheKey.Execute(m); err != nil {
+			ae := attemptError(j.attempt, abi.ErrorBadInput, 0, err.Error())
+			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeDead, errs: append(hist, ae), attempts: 0, cleanHistory: j.attempt > 1,
+				reason: "bad input: the message cannot be processed as published; fix the producer, then replay"})
+			return
 		}
 	}
 
@@ -118,8 +157,8 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 	if j.attempt > r.MaxAttempts {
 		// Delivered more often than allowed without a decision to retry
 		// (crashes or ack timeouts): do not call the target again.
-		ae := abi.AttemptError{Attempt: j.attempt, AtUnixMs: time.Now().UnixMilli(), Kind: abi.ErrorInternal,
-			Message: fmt.Sprintf("delivered %d times without an outcome (crashes or ack timeouts); max_attempts is %d", j.attempt, r.MaxAttempts)}
+		ae := attemptError(j.attempt, abi.ErrorInternal, 0,
+			fmt.Sprintf("delivered %d times without an outcome (crashes or ack timeouts); max_attempts is %d", j.attempt, r.MaxAttempts))
 		hist = append(hist, ae)
 		in.Error = ae
 		reason = "attempts exhausted by redeliveries"
@@ -136,12 +175,17 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeOK, payload: resp.Body, attempts: j.attempt, cleanHistory: j.attempt > 1})
 			return
 		}
-		ae := abi.AttemptError{Attempt: j.attempt, AtUnixMs: time.Now().UnixMilli(), Kind: te.Kind, Status: int32(te.Status), Message: te.Message}
+		ae := attemptError(j.attempt, te.Kind, te.Status, te.Message)
 		hist = append(hist, ae)
 		in.Error = ae
-		if te.Kind == abi.ErrorBadInput {
+		switch te.Kind {
+		case abi.ErrorBadInput:
 			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeDead, errs: hist, attempts: j.attempt, cleanHistory: true,
 				reason: "bad input: the message cannot be processed as published; fix the producer, then replay"})
+			return
+		case abi.ErrorResultTooLarge:
+			// Asking again would not make the answer smaller.
+			p.fallback(ctx, j, r, in, key, hist, "the target's answer is too large for an outcome; not retried")
 			return
 		}
 		d := p.decideRetry(ctx, r, in)
@@ -185,15 +229,48 @@ func (p *Pipeline) processUnrouted(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
-	ae := abi.AttemptError{Attempt: j.attempt, AtUnixMs: time.Now().UnixMilli(), Kind: abi.ErrorUnknownRoute,
-		Message: fmt.Sprintf("no route serves %s: add a route named %q to the config (or publish to bw.in.<route> of a configured route), then `runtime dlq replay %s`", msg.Subject(), j.token, j.token)}
+	if j.attempt > hardBound(1) {
+		p.finishBounded(ctx, j, "", hardBound(1), nil)
+		return
+	}
+	var ae abi.AttemptError
+	if j.token == topology.InvalidToken {
+		ae = attemptError(j.attempt, abi.ErrorUnknownRoute, 0,
+			fmt.Sprintf("no route can serve subject %.80q (%d bytes): after bw.in. a subject must be one route name of at most %d letters, digits, '-' or '_'; fix the producer", msg.Subject(), len(msg.Subject()), subject.MaxToken))
+	} else {
+		ae = attemptError(j.attempt, abi.ErrorUnknownRoute, 0,
+			fmt.Sprintf("no route serves %s: add a route named %q to the config (or publish to bw.in.<route> of a configured route), then `runtime dlq replay %s`", msg.Subject(), j.token, j.token))
+	}
 	p.finish(ctx, j, "", terminal{outcome: headers.OutcomeDead, errs: []abi.AttemptError{ae}, reason: "unknown route"})
 }
 
+// finishBounded dead-letters a message delivered more than bound times,
+// naming the last failure: whatever kept failing (an outcome that could
+// not be published, a store that was unavailable) must not loop forever.
+func (p *Pipeline) finishBounded(ctx context.Context, j *job, route string, bound uint32, hist []abi.AttemptError) {
+	last := "unknown (no failure was recorded)"
+	if len(hist) > 0 {
+		l := hist[len(hist)-1]
+		last = fmt.Sprintf("%s: %s", l.Kind, l.Message)
+	}
+	ae := attemptError(j.attempt, abi.ErrorInternal, 0,
+		fmt.Sprintf("delivered %d times, more than the hard bound of %d deliveries; the last failure: %s", j.attempt, bound, last))
+	p.finish(ctx, j, route, terminal{outcome: headers.OutcomeDead, errs: append(hist, ae), cleanHistory: true,
+		reason: "delivery bound reached: " + last})
+}
+
 // retryLater puts a message back after an internal failure (KV unavailable,
-// say): nothing is decided, nothing is lost.
+// say): nothing is decided, nothing is lost. The failure is added to the
+// message's history (best effort), so that a dead letter at the delivery
+// bound names it.
 func (p *Pipeline) retryLater(j *job, route string, err error) {
-	p.log.Warn("internal failure; message will be redelivered", slog.String("route", route), slog.String("message_id", j.id), slog.String("error", err.Error()))
+	p.log.Warn("internal failure; message will be redelivered", slog.String("route", route), slog.String("message_id", j.id),
+		slog.Uint64("delivery", uint64(j.attempt)), slog.String("error", err.Error()))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if hist, herr := p.history.load(ctx, j.historyKey()); herr == nil {
+		_ = p.history.save(ctx, j.historyKey(), append(hist, attemptError(j.attempt, abi.ErrorInternal, 0, err.Error())))
+	}
 	_ = j.msg.NakWithDelay(time.Second)
 }
 

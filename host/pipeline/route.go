@@ -10,9 +10,11 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/breakwater-dev/breakwater/host/config"
+	"github.com/breakwater-dev/breakwater/host/headers"
 	"github.com/breakwater-dev/breakwater/host/policy"
 	"github.com/breakwater-dev/breakwater/host/render"
 	"github.com/breakwater-dev/breakwater/host/target"
+	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
 // Route is a configured route ready to process messages.
@@ -40,6 +42,18 @@ type Route struct {
 	RetryConfig, FallbackConfig, StubConfig []byte
 	// Module names per kind ("" native), for logs and metrics.
 	RetryModule, FallbackModule, StubModule string
+	// ReplySubjects are the subjects a producer may name in Bw-Reply-To:
+	// topology.ReplyNamespaces and the route's reply_subjects.
+	ReplySubjects []string
+}
+
+// outcomeHeadroom is kept free in every outcome for the runtime's headers:
+// a target answer may use the server's max_payload less this.
+const outcomeHeadroom = 16 << 10
+
+// maxResult is the largest target answer an outcome on nc can carry.
+func maxResult(nc *nats.Conn) int {
+	return max(int(nc.MaxPayload())-outcomeHeadroom, 1024)
 }
 
 // Guard protects a target from overload: rate limits, bulkhead, circuit
@@ -71,23 +85,24 @@ type ModuleBinder interface {
 // modules may be nil when no route names a module.
 func NewRoute(ctx context.Context, rc *config.Route, nc *nats.Conn, modules ModuleBinder) (*Route, error) {
 	r := &Route{
-		Name:        rc.Name,
-		Target:      rc.Target.Name,
-		Timeout:     rc.Timeout,
-		MaxAttempts: uint32(rc.MaxAttempts),
-		Concurrency: rc.Concurrency,
-		CacheTTL:    rc.Cache.TTL,
-		Deadline:    rc.Deadline,
+		Name:          rc.Name,
+		Target:        rc.Target.Name,
+		Timeout:       rc.Timeout,
+		MaxAttempts:   uint32(rc.MaxAttempts),
+		Concurrency:   rc.Concurrency,
+		CacheTTL:      rc.Cache.TTL,
+		Deadline:      rc.Deadline,
+		ReplySubjects: append(append([]string(nil), topology.ReplyNamespaces...), rc.ReplySubjects...),
 	}
 	switch {
 	case rc.Target.HTTP != nil:
-		h, err := target.NewHTTP(rc.Target.HTTP.Method, rc.Target.HTTP.URL, rc.Target.HTTP.Headers, nil)
+		h, err := target.NewHTTP(rc.Target.HTTP.Method, rc.Target.HTTP.URL, rc.Target.HTTP.Headers, nil, maxResult(nc))
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", rc.Name, err)
 		}
 		r.Caller = h
 	case rc.Target.NATS != nil:
-		r.Caller = target.NewNATS(nc, rc.Target.NATS.Subject)
+		r.Caller = target.NewNATS(nc, rc.Target.NATS.Subject, maxResult(nc))
 	default:
 		return nil, fmt.Errorf("route %q: no target", rc.Name)
 	}
@@ -104,7 +119,9 @@ func NewRoute(ctx context.Context, rc *config.Route, nc *nats.Conn, modules Modu
 		// viper lower-cases map keys; NATS headers are case-sensitive.
 		h := make(map[string]string, len(rc.Stub.Headers))
 		for k, v := range rc.Stub.Headers {
-			h[textproto.CanonicalMIMEHeaderKey(k)] = v
+			if !headers.Reserved(k) { // refused by config validation too
+				h[textproto.CanonicalMIMEHeaderKey(k)] = v
+			}
 		}
 		r.NativeStub = &policy.StaticStub{Payload: []byte(rc.Stub.Payload), Headers: h}
 	}

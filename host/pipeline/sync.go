@@ -84,15 +84,20 @@ func (p *Pipeline) serveCalls(ctx, work context.Context, workers *sync.WaitGroup
 	return subs, nil
 }
 
-// callDeadline is the shorter of the route's deadline and the caller's.
-func callDeadline(r *Route, msg *nats.Msg, now time.Time) time.Time {
+// callDeadline is the shorter of the route's deadline and the caller's;
+// a Bw-Deadline-Ms that is not a positive whole number is an error.
+func callDeadline(r *Route, msg *nats.Msg, now time.Time) (time.Time, error) {
 	d := r.Deadline
 	if v := msg.Header.Get(headers.Deadline); v != "" {
-		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 && time.Duration(ms)*time.Millisecond < d {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms <= 0 {
+			return time.Time{}, fmt.Errorf("header %s is %.40q: it must be a positive whole number of milliseconds", headers.Deadline, v)
+		}
+		if ms < d.Milliseconds() {
 			d = time.Duration(ms) * time.Millisecond
 		}
 	}
-	return now.Add(d)
+	return now.Add(d), nil
 }
 
 // handleCall answers one sync request within its deadline: the target's
@@ -102,15 +107,19 @@ func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, ove
 	p.obs.InFlight(r.Name, 1)
 	defer p.obs.InFlight(r.Name, -1)
 	start := time.Now()
-	deadline := callDeadline(r, msg, start)
-	ctx, cancel := context.WithDeadline(work, deadline)
-	defer cancel()
-	reserve := min(time.Until(deadline)/fallbackReserveDiv, maxReserve)
-
 	id := msg.Header.Get(headers.MsgID)
 	if id == "" {
 		id = nuid.Next()
 	}
+	deadline, err := callDeadline(r, msg, start)
+	if err != nil {
+		p.replyError(r, msg, id, 0, &target.Error{Kind: abi.ErrorBadInput, Message: err.Error()}, start)
+		return
+	}
+	ctx, cancel := context.WithDeadline(work, deadline)
+	defer cancel()
+	reserve := min(time.Until(deadline)/fallbackReserveDiv, maxReserve)
+
 	m := &render.Message{Route: r.Name, Subject: msg.Subject, MessageID: id, Headers: msg.Header, Payload: msg.Data}
 	in := &abi.Input{Route: r.Name, Subject: msg.Subject, MessageID: id, MaxAttempts: r.MaxAttempts, Headers: flatten(msg.Header), Payload: msg.Data}
 
@@ -127,7 +136,7 @@ func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, ove
 	reason := ""
 	if overloaded {
 		last = &target.Error{Kind: abi.ErrorBulkheadFull, Message: fmt.Sprintf("route %q is at its concurrency limit (%d): answered from the fallback", r.Name, r.Concurrency)}
-		in.Error = abi.AttemptError{Kind: last.Kind, Message: last.Message, AtUnixMs: time.Now().UnixMilli()}
+		in.Error = attemptError(0, last.Kind, 0, last.Message)
 		hist = append(hist, in.Error)
 	}
 	attempt := uint32(0)
@@ -154,12 +163,12 @@ func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, ove
 			return
 		}
 		last = te
-		ae := abi.AttemptError{Attempt: attempt, AtUnixMs: time.Now().UnixMilli(), Kind: te.Kind, Status: int32(te.Status), Message: te.Message}
+		ae := attemptError(attempt, te.Kind, te.Status, te.Message)
 		hist = append(hist, ae)
 		in.Error = ae
 		in.ElapsedMs = time.Since(start).Milliseconds()
 		in.DeadlineMs = time.Until(deadline).Milliseconds()
-		if te.Kind == abi.ErrorBadInput {
+		if te.Kind == abi.ErrorBadInput || te.Kind == abi.ErrorResultTooLarge {
 			break
 		}
 		d := p.decideRetry(ctx, r, in)
@@ -213,7 +222,12 @@ func (p *Pipeline) reply(r *Route, msg *nats.Msg, id string, t terminal, start t
 		h.Set(headers.CacheAge, strconv.FormatInt(t.cacheAge.Milliseconds(), 10))
 	}
 	for k, v := range t.stubHeaders {
-		h.Set(k, v)
+		if !headers.Reserved(k) {
+			h.Set(k, v)
+		}
+	}
+	if t.status != 0 {
+		h.Set(headers.Status, strconv.Itoa(t.status))
 	}
 	if err := msg.RespondMsg(&nats.Msg{Header: h, Data: t.payload}); err != nil {
 		p.log.Warn("sync reply failed", slog.String("route", r.Name), slog.String("message_id", id), slog.String("error", err.Error()))
@@ -250,8 +264,8 @@ func (p *Pipeline) replyError(r *Route, msg *nats.Msg, id string, attempts uint3
 	status := StatusOf(te)
 	body, _ := json.Marshal(errorBody{Error: te.Message, Kind: te.Kind, Status: status, Attempts: attempts, Route: r.Name})
 	p.reply(r, msg, id, terminal{outcome: headers.OutcomeError, payload: body, attempts: attempts,
-		errs:        []abi.AttemptError{{Attempt: attempts, Kind: te.Kind, Status: int32(te.Status), Message: te.Message}},
-		stubHeaders: map[string]string{headers.Status: strconv.Itoa(status)}}, start)
+		errs:   []abi.AttemptError{attemptError(attempts, te.Kind, te.Status, te.Message)},
+		status: status}, start)
 }
 
 // StatusOf maps a failure to the HTTP-like status of a sync error reply.
@@ -263,6 +277,8 @@ func StatusOf(te *target.Error) int {
 		return 429
 	case abi.ErrorBadInput:
 		return 400
+	case abi.ErrorResultTooLarge:
+		return 502
 	case abi.ErrorUnknownRoute:
 		return 404
 	case abi.ErrorStatus:

@@ -151,8 +151,21 @@ func (e *env) stop() {
 	case <-time.After(20 * time.Second):
 		e.t.Error("service did not stop within 20s")
 	}
+	checkPermissions(e.t, e.logs.String())
 	if e.t.Failed() {
 		e.t.Logf("service log:\n%s", e.logs.String())
+	}
+}
+
+// checkPermissions fails the test when one of the runtime's own
+// connections was refused something: its least-privilege permissions
+// must cover all the work it does.
+func checkPermissions(t *testing.T, logs string) {
+	t.Helper()
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "Permissions Violation") {
+			t.Errorf("the runtime was refused a permission it needs: %s", line)
+		}
 	}
 }
 
@@ -274,13 +287,14 @@ func runService(t *testing.T, yaml string) *service.Service {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := service.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	logs := &syncBuffer{}
+	svc, err := service.Start(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); <-done; checkPermissions(t, logs.String()) })
 	return svc
 }

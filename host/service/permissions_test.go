@@ -38,7 +38,7 @@ routes:%s`, filepath.Join(dir, "js"), routeYAML("orders", up.URL, "")))
 	if _, err := nats.Connect(svc.NATSURL()); err == nil {
 		t.Fatal("connected without credentials")
 	}
-	producer, err := nats.Connect(svc.NATSURL(), nats.UserInfo("shop", "shop-secret"))
+	producer, err := nats.Connect(svc.NATSURL(), nats.UserInfo("shop", "shop-secret"), nats.CustomInboxPrefix("_INBOX.shop"))
 	if err != nil {
 		t.Fatal(err)
 	}

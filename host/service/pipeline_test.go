@@ -386,7 +386,8 @@ func TestBrokenTargets(t *testing.T) {
 
 func TestReplyToAndHealth(t *testing.T) {
 	up := newUpstream(t, always(200))
-	e := newEnv(t, "routes:"+routeYAML("replies", up.URL, ""))
+	// my.> is outside the default reply namespaces: the route widens them.
+	e := newEnv(t, "routes:"+routeYAML("replies", up.URL, "    reply_subjects: ['my.>']\n"))
 	sub, err := e.nc.SubscribeSync("my.inbox")
 	if err != nil {
 		t.Fatal(err)
@@ -431,7 +432,7 @@ func get(t *testing.T, url string) int {
 // TestExternalNATS runs the service against a NATS server it did not start
 // (nats.url), as with an external cluster.
 func TestExternalNATS(t *testing.T) {
-	srv, err := embedded.Start(embedded.Options{Port: -1, StoreDir: t.TempDir()})
+	srv, err := embedded.Start(context.Background(), embedded.Options{Port: -1, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,14 +445,14 @@ func TestExternalNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	sub, err := nc.SubscribeSync("ext.reply")
+	sub, err := nc.SubscribeSync("bw.reply.ext")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := nats.NewMsg("bw.in.ext")
 	m.Data = []byte(`{"id":"e-1"}`)
 	m.Header.Set(headers.MsgID, "e-1")
-	m.Header.Set(headers.ReplyTo, "ext.reply")
+	m.Header.Set(headers.ReplyTo, "bw.reply.ext")
 	js, _ := jetstream.New(nc)
 	if _, err := js.PublishMsg(ctx, m); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/breakwater-dev/breakwater/host/binding"
 	"github.com/breakwater-dev/breakwater/host/config"
-	"github.com/breakwater-dev/breakwater/host/embedded"
 	"github.com/breakwater-dev/breakwater/host/engine"
 	"github.com/breakwater-dev/breakwater/host/flagstore"
 	"github.com/breakwater-dev/breakwater/host/modulestore"
@@ -29,14 +29,16 @@ import (
 // Service is a started Breakwater instance. Start it, Run it, and it stops
 // when Run's context ends.
 type Service struct {
-	cfg  *config.Config
-	log  *slog.Logger
-	srv  *server.Server // nil with an external NATS
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	pipe *pipeline.Pipeline
-	http *http.Server
-	ln   net.Listener
+	cfg     *config.Config
+	log     *slog.Logger
+	srv     *server.Server // nil with an external NATS
+	links   links
+	nc      *nats.Conn // links.worker
+	js      jetstream.JetStream
+	adminJS jetstream.JetStream
+	pipe    *pipeline.Pipeline
+	http    *http.Server
+	ln      net.Listener
 
 	engine  *engine.Engine
 	binder  *binding.Binder
@@ -45,6 +47,20 @@ type Service struct {
 	metrics *telemetry.Metrics
 
 	closeOnce sync.Once
+	closing   atomic.Bool
+	// fatal receives the first error that makes the instance useless
+	// (a NATS connection closed for good): Run returns it.
+	fatal     chan error
+	fatalOnce sync.Once
+}
+
+// fail ends Run with err: the process exits and a supervisor restarts it,
+// rather than sitting alive and useless.
+func (s *Service) fail(err error) {
+	s.fatalOnce.Do(func() {
+		s.log.Error("fatal", slog.String("error", err.Error()))
+		s.fatal <- err
+	})
 }
 
 // Start connects (starting the embedded NATS server unless nats.url is set),
@@ -52,16 +68,22 @@ type Service struct {
 // the HTTP listener. On any error everything started so far is stopped: the
 // process never runs half-configured.
 func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Service, err error) {
-	s := &Service{cfg: cfg, log: log}
+	s := &Service{cfg: cfg, log: log, fatal: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
-	if err := s.connect(); err != nil {
+	if cfg.HTTP.Listen != "" {
+		// Listen first: a taken port fails the start at once.
+		if s.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+			return nil, fmt.Errorf("http.listen %s: %w (is another runtime running? set http.listen to a free port)", cfg.HTTP.Listen, err)
+		}
+	}
+	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}
-	if err := topology.Ensure(ctx, s.js, topology.Options{
+	if err := topology.Ensure(ctx, s.adminJS, topology.Options{
 		Replicas:        cfg.Streams.Replicas,
 		DuplicateWindow: cfg.Streams.DuplicateWindow,
 		OutMaxAge:       cfg.Streams.OutMaxAge,
@@ -75,7 +97,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		return nil, err
 	}
 	guards := newGuards(log, func(target string, _, to overload.State) { s.metrics.BreakerState(target, to.String()) })
-	if s.modules, err = modulestore.Open(ctx, s.js, modulestore.Options{Replicas: cfg.Streams.Replicas, TrustedKeys: cfg.Modules.TrustedKeys}); err != nil {
+	if s.modules, err = modulestore.Open(ctx, s.adminJS, modulestore.Options{Replicas: cfg.Streams.Replicas, TrustedKeys: cfg.Modules.TrustedKeys}); err != nil {
 		return nil, err
 	}
 	if s.modules.Secure() {
@@ -106,7 +128,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	}
 	if s.pipe, err = pipeline.New(ctx, pipeline.Options{
 		JS:       s.js,
+		AdminJS:  s.adminJS,
 		NC:       s.nc,
+		Replies:  s.links.replies,
 		Routes:   routes,
 		Logger:   log,
 		Switches: s.flags,
@@ -116,10 +140,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	}); err != nil {
 		return nil, err
 	}
-	if cfg.HTTP.Listen != "" {
-		if s.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
-			return nil, fmt.Errorf("http.listen %s: %w (is another runtime running? set http.listen to a free port)", cfg.HTTP.Listen, err)
-		}
+	if s.ln != nil {
 		s.http = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 5 * time.Second}
 		// Health endpoints answer from now on: /readyz says not ready
 		// until Run has every route consuming.
@@ -138,59 +159,6 @@ func maxCacheTTL(cfg *config.Config) time.Duration {
 		m = max(m, r.Cache.TTL)
 	}
 	return m
-}
-
-// connect starts the embedded server when no nats.url is configured, then
-// connects to NATS and JetStream.
-func (s *Service) connect() error {
-	cfg := s.cfg
-	opts := []nats.Option{
-		nats.Name("breakwater"),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				s.log.Warn("nats disconnected; reconnecting", slog.String("error", err.Error()))
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("nats reconnected", slog.String("url", nc.ConnectedUrl())) }),
-	}
-	if cfg.NATS.User != "" {
-		opts = append(opts, nats.UserInfo(cfg.NATS.User, cfg.NATS.Password))
-	}
-	url := cfg.NATS.URL
-	if url == "" {
-		var users []*server.User
-		for _, u := range cfg.NATS.Embedded.Users {
-			users = append(users, embedded.NewUser(u.User, u.Password, u.Role))
-		}
-		srv, err := embedded.Start(embedded.Options{
-			Users:    users,
-			Host:     cfg.NATS.Embedded.Host,
-			Port:     cfg.NATS.Embedded.Port,
-			StoreDir: cfg.NATS.Embedded.StoreDir,
-			MaxStore: cfg.NATS.Embedded.MaxStore,
-			Logger:   s.log,
-		})
-		if err != nil {
-			return err
-		}
-		s.srv = srv
-		url = srv.ClientURL()
-		opts = append(opts, nats.InProcessServer(srv))
-		s.log.Info("embedded NATS server with JetStream started", slog.String("url", url), slog.String("store_dir", cfg.NATS.Embedded.StoreDir))
-	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return fmt.Errorf("connecting to NATS at %s: %w (is the server running? check nats.url)", url, err)
-	}
-	s.nc = nc
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(cfg.Streams.PublishMaxPending))
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	s.js = js
-	return nil
 }
 
 // Flags is the instance's live view of bw_flags.
@@ -221,14 +189,33 @@ func (s *Service) Run(ctx context.Context) error {
 		go s.followModules(ctx)
 	}
 	s.log.Info("breakwater running", slog.Int("routes", len(s.cfg.Routes)), slog.String("nats", s.NATSURL()), slog.String("http", s.HTTPAddr()))
-	err := s.pipe.Run(ctx)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var fatal error
+	go func() {
+		select {
+		case fatal = <-s.fatal:
+			cancel()
+		case <-runCtx.Done():
+		}
+	}()
+	err := s.pipe.Run(runCtx)
+	cancel()
 	s.log.Info("breakwater stopped")
+	select {
+	case fatal = <-s.fatal:
+	default:
+	}
+	if fatal != nil {
+		return fatal
+	}
 	return err
 }
 
 // Close stops everything Start opened. It is safe to call more than once.
 func (s *Service) Close() {
 	s.closeOnce.Do(func() {
+		s.closing.Store(true)
 		if s.http != nil {
 			shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			_ = s.http.Shutdown(shutCtx)
@@ -239,13 +226,15 @@ func (s *Service) Close() {
 		if s.flags != nil {
 			s.flags.Close()
 		}
-		if s.nc != nil {
-			_ = s.nc.Drain()
-			deadline := time.Now().Add(5 * time.Second)
-			for !s.nc.IsClosed() && time.Now().Before(deadline) {
+		for _, nc := range s.links.all() {
+			_ = nc.Drain()
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for _, nc := range s.links.all() {
+			for !nc.IsClosed() && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
 			}
-			s.nc.Close()
+			nc.Close()
 		}
 		if s.binder != nil {
 			s.binder.Close(context.Background())

@@ -16,20 +16,19 @@ import (
 	"github.com/breakwater-dev/breakwater/host/render"
 )
 
-// MaxResponseBytes caps a response body read from an HTTP target.
-const MaxResponseBytes = 8 << 20
-
 // HTTP calls an HTTP endpoint.
 type HTTP struct {
 	method  string
 	url     *render.Template
 	headers http.Header
 	client  *http.Client
+	maxBody int
 }
 
 // NewHTTP returns a caller for method and url (a template over the message)
 // with fixed extra headers. client may be nil for a shared pooled client.
-func NewHTTP(method, url string, headers map[string]string, client *http.Client) (*HTTP, error) {
+// A response body over maxBody bytes fails with kind result_too_large.
+func NewHTTP(method, url string, headers map[string]string, client *http.Client, maxBody int) (*HTTP, error) {
 	t, err := render.Parse("url", url)
 	if err != nil {
 		return nil, err
@@ -41,7 +40,7 @@ func NewHTTP(method, url string, headers map[string]string, client *http.Client)
 	if client == nil {
 		client = sharedClient
 	}
-	return &HTTP{method: method, url: t, headers: h, client: client}, nil
+	return &HTTP{method: method, url: t, headers: h, client: client, maxBody: maxBody}, nil
 }
 
 var sharedClient = &http.Client{Transport: &http.Transport{
@@ -80,12 +79,12 @@ func (h *HTTP) Call(ctx context.Context, req *Request) (*Response, error) {
 		return nil, classifyHTTP(ctx, u, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(h.maxBody)+1))
 	if err != nil {
 		return nil, classifyHTTP(ctx, u, err)
 	}
-	if len(b) > MaxResponseBytes {
-		return nil, &Error{Kind: abi.ErrorInternal, Message: fmt.Sprintf("%s %s: response body over %d bytes", h.method, u, MaxResponseBytes)}
+	if len(b) > h.maxBody {
+		return nil, TooLarge(fmt.Sprintf("%s %s", h.method, u), h.maxBody)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, &Error{Kind: abi.ErrorStatus, Status: resp.StatusCode, Message: fmt.Sprintf("%s %s answered %s: %s", h.method, u, resp.Status, snippet(b))}

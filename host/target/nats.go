@@ -19,10 +19,14 @@ const ServiceErrorCodeHeader = "Nats-Service-Error-Code"
 type NATS struct {
 	nc      *nats.Conn
 	subject string
+	maxBody int
 }
 
-// NewNATS returns a caller sending requests to subject over nc.
-func NewNATS(nc *nats.Conn, subject string) *NATS { return &NATS{nc: nc, subject: subject} }
+// NewNATS returns a caller sending requests to subject over nc. A reply
+// over maxBody bytes fails with kind result_too_large.
+func NewNATS(nc *nats.Conn, subject string, maxBody int) *NATS {
+	return &NATS{nc: nc, subject: subject, maxBody: maxBody}
+}
 
 // Call sends the payload and headers as a request and waits for the reply.
 func (n *NATS) Call(ctx context.Context, req *Request) (*Response, error) {
@@ -43,6 +47,9 @@ func (n *NATS) Call(ctx context.Context, req *Request) (*Response, error) {
 	if code := reply.Header.Get(ServiceErrorCodeHeader); code != "" {
 		status, _ := strconv.Atoi(code)
 		return nil, &Error{Kind: abi.ErrorStatus, Status: status, Message: fmt.Sprintf("nats %s answered error %s: %s", n.subject, code, snippet(reply.Data))}
+	}
+	if len(reply.Data) > n.maxBody {
+		return nil, TooLarge("nats "+n.subject, n.maxBody)
 	}
 	return &Response{Body: reply.Data, Headers: reply.Header}, nil
 }

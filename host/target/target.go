@@ -58,3 +58,9 @@ func Classify(err error) *Error {
 	}
 	return &Error{Kind: abi.ErrorInternal, Message: err.Error(), Err: err}
 }
+
+// TooLarge is the error of an answer over limit bytes: it would not fit in
+// an outcome message, and asking again would not make it smaller.
+func TooLarge(what string, limit int) *Error {
+	return &Error{Kind: abi.ErrorResultTooLarge, Message: fmt.Sprintf("%s: the answer is over %d bytes, more than an outcome can carry (the server's max_payload less the outcome's headers)", what, limit)}
+}

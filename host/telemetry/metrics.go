@@ -18,16 +18,17 @@ import (
 type Metrics struct {
 	reg *prometheus.Registry
 
-	outcomes      *prometheus.CounterVec
-	attempts      *prometheus.CounterVec
-	targetLatency *prometheus.HistogramVec
-	retries       *prometheus.CounterVec
-	policyFails   *prometheus.CounterVec
-	redelivered   *prometheus.CounterVec
-	inFlight      *prometheus.GaugeVec
-	pending       *prometheus.GaugeVec
-	ackPending    *prometheus.GaugeVec
-	redeliveries  *prometheus.GaugeVec
+	outcomes       *prometheus.CounterVec
+	attempts       *prometheus.CounterVec
+	targetLatency  *prometheus.HistogramVec
+	retries        *prometheus.CounterVec
+	policyFails    *prometheus.CounterVec
+	redelivered    *prometheus.CounterVec
+	repliesRefused *prometheus.CounterVec
+	inFlight       *prometheus.GaugeVec
+	pending        *prometheus.GaugeVec
+	ackPending     *prometheus.GaugeVec
+	redeliveries   *prometheus.GaugeVec
 
 	moduleLatency *prometheus.HistogramVec
 	moduleFuel    *prometheus.HistogramVec
@@ -52,6 +53,7 @@ func New() *Metrics {
 	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "breakwater_retries_total", Help: "Retries scheduled."}, []string{"route"})
 	m.policyFails = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "breakwater_policy_fallbacks_total", Help: "Module decisions replaced by the native policy because the module failed."}, []string{"route", "kind", "module"})
 	m.redelivered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "breakwater_redelivered_total", Help: "Messages delivered again without a retry decision (crash or ack timeout)."}, []string{"route"})
+	m.repliesRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "breakwater_replies_refused_total", Help: "Bw-Reply-To subjects refused: invalid, too long, or outside the route's reply namespaces (the outcome is on bw.out)."}, []string{"route"})
 	m.inFlight = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "breakwater_in_flight", Help: "Messages being processed by this instance."}, []string{"route"})
 	m.pending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "breakwater_consumer_pending", Help: "Messages waiting in the route's durable consumer."}, []string{"route"})
 	m.ackPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "breakwater_consumer_ack_pending", Help: "Messages delivered and not yet acked (including retries waiting)."}, []string{"route"})
@@ -65,7 +67,7 @@ func New() *Metrics {
 	m.moduleVersion = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "breakwater_module_version_info", Help: "1 for the module version in use."}, []string{"module", "version"})
 	m.breakerState = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "breakwater_breaker_state", Help: "1 for the target's current breaker state."}, []string{"target", "state"})
 	m.flag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "breakwater_switch_enabled", Help: "Kill switches: 1 on, 0 off (only switches that were set)."}, []string{"key"})
-	for _, c := range []prometheus.Collector{m.outcomes, m.attempts, m.targetLatency, m.retries, m.policyFails, m.redelivered, m.inFlight, m.pending, m.ackPending, m.redeliveries,
+	for _, c := range []prometheus.Collector{m.outcomes, m.attempts, m.targetLatency, m.retries, m.policyFails, m.redelivered, m.repliesRefused, m.inFlight, m.pending, m.ackPending, m.redeliveries,
 		m.moduleLatency, m.moduleFuel, m.breaches, m.quarantines, m.moduleVersion, m.breakerState, m.flag} {
 		f(c)
 	}
@@ -109,6 +111,9 @@ func (m *Metrics) PolicyFailed(route, kind, module string, _ error) {
 
 // Redelivered implements pipeline.Observer.
 func (m *Metrics) Redelivered(route string) { m.redelivered.WithLabelValues(route).Inc() }
+
+// ReplyRefused implements pipeline.Observer.
+func (m *Metrics) ReplyRefused(route string) { m.repliesRefused.WithLabelValues(route).Inc() }
 
 // InFlight implements pipeline.Observer.
 func (m *Metrics) InFlight(route string, delta int) {

@@ -30,6 +30,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 		{Name: StreamIn, Subjects: []string{InPrefix + ">"}, Retention: jetstream.WorkQueuePolicy, Description: "Breakwater work: bw.in.<route>"},
 		{Name: StreamOut, Subjects: []string{OutPrefix + ">"}, Retention: jetstream.LimitsPolicy, MaxAge: o.OutMaxAge, Description: "Breakwater outcomes: bw.out.<route>"},
 		{Name: StreamDLQ, Subjects: []string{DLQPrefix + ">"}, Retention: jetstream.LimitsPolicy, MaxAge: o.DLQMaxAge, Description: "Breakwater dead letters: bw.dlq.<route>"},
+		{Name: StreamDLQData, Subjects: []string{DLQDataPrefix + ">"}, Retention: jetstream.LimitsPolicy, MaxAge: o.DLQMaxAge, Description: "Breakwater: original messages of dead letters too large to hold them (bw.dlqdata.<route>)"},
 	}
 	for _, sc := range streams {
 		sc.Storage = jetstream.FileStorage
@@ -64,6 +65,16 @@ type ConsumerOptions struct {
 	AckWait       time.Duration
 	MaxAckPending int
 	Replicas      int
+	// MaxDeliver is the server's backstop on deliveries of one message
+	// (the pipeline dead-letters earlier, at its own hard bound); 0: none.
+	MaxDeliver int
+}
+
+func (o ConsumerOptions) maxDeliver() int {
+	if o.MaxDeliver <= 0 {
+		return -1
+	}
+	return o.MaxDeliver
 }
 
 // EnsureRouteConsumer creates or updates route's durable pull consumer.
@@ -82,9 +93,11 @@ func routeConsumerConfig(route string, o ConsumerOptions) jetstream.ConsumerConf
 		FilterSubject: In(route),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       o.AckWait,
-		// Attempts are counted and bounded by the pipeline (a crash counts as
-		// one); the server must never drop a message on its own.
-		MaxDeliver:    -1,
+		// Attempts are counted and bounded by the pipeline, which
+		// dead-letters a message at its hard bound; MaxDeliver is only the
+		// backstop should even that fail (the message then stays in
+		// BW_IN, undelivered, rather than looping).
+		MaxDeliver:    o.maxDeliver(),
 		MaxAckPending: o.MaxAckPending,
 		Replicas:      o.Replicas,
 	}
@@ -149,7 +162,7 @@ func EnsureUnroutedConsumer(ctx context.Context, js jetstream.JetStream, subject
 		FilterSubjects: subjects,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        o.AckWait,
-		MaxDeliver:     -1,
+		MaxDeliver:     o.maxDeliver(),
 		Replicas:       o.Replicas,
 	})
 	if err != nil {

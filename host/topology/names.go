@@ -13,6 +13,11 @@ const (
 	BucketAttempts = "bw_attempts" // error history of messages being retried
 	BucketModules  = "bw_modules"  // policy modules (object store)
 
+	// StreamDLQData keeps the original message of a dead letter whose
+	// record would not fit in one message (bw.dlqdata.<route>).
+	StreamDLQData = "BW_DLQ_DATA"
+	DLQDataPrefix = "bw.dlqdata."
+
 	InPrefix   = "bw.in."
 	OutPrefix  = "bw.out."
 	DLQPrefix  = "bw.dlq."
@@ -21,6 +26,19 @@ const (
 	// UnroutedConsumer takes messages on bw.in subjects no route serves.
 	UnroutedConsumer = "unrouted"
 )
+
+// ReplyNamespaces are the subjects a producer may name in Bw-Reply-To
+// unless a route widens them (reply_subjects).
+var ReplyNamespaces = []string{"_INBOX.>", "bw.reply.>"}
+
+// InvalidToken stands for a subject token that cannot name a route (too
+// long, or not a single token of letters, digits, '-' and '_'): messages
+// published on such subjects get their outcome on bw.out._invalid and
+// their dead letter on bw.dlq._invalid. Route names may not start with '_'.
+const InvalidToken = "_invalid"
+
+// DLQData returns the subject of route's oversized dead-letter originals.
+func DLQData(route string) string { return DLQDataPrefix + route }
 
 // In returns the subject producers publish route's work on.
 func In(route string) string { return InPrefix + route }
