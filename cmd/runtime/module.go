@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/user"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -60,7 +63,7 @@ func readSeed(path string) ([]byte, error) {
 }
 
 func newModuleCmd(g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "module", Short: "Policy modules: check, sign, push, list, show, roll back, remove"}
+	cmd := &cobra.Command{Use: "module", Short: "Policy modules: check, sign, push, list, show, roll back, remove; keys and the trust policy"}
 
 	withStore := func(f func(cmd *cobra.Command, args []string, cfg *config.Config, st *modulestore.Store) error) func(*cobra.Command, []string) error {
 		return g.withSession(func(cmd *cobra.Command, args []string, s *session) error {
@@ -136,7 +139,12 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pushed %s %s (sha256 %s, kinds %s, signer %q); it is current now\n", m.Name, m.VersionString(), m.SHA256[:16], strings.Join(m.Kinds, ","), m.Signer)
+			fmt.Fprintf(cmd.OutOrStdout(), "pushed %s %s (sha256 %s, kinds %s, signer %q)", m.Name, m.VersionString(), m.SHA256[:16], strings.Join(m.Kinds, ","), m.Signer)
+			if m.Current {
+				fmt.Fprintln(cmd.OutOrStdout(), "; it is current now")
+			} else {
+				fmt.Fprintln(cmd.OutOrStdout(), "; a newer version pushed at the same time is current (see `runtime module show`)")
+			}
 			return nil
 		}),
 	}
@@ -233,23 +241,112 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 	sign.Flags().StringVar(&out, "out", "", "signature file (default <file.wasm>.sig)")
 	_ = sign.MarkFlagRequired("key")
 	var seedOut string
+	var forceKey bool
 	keygen := &cobra.Command{
-		Use: "keygen --out <seed file>", Short: "Make a signing key: the seed goes to --out (keep it secret), the public key to stdout (trust it in modules.trusted_keys)",
+		Use: "keygen --out <seed file> [--force]", Short: "Make a signing key: the seed goes to --out (mode 0600, keep it secret), the public key to stdout (trust it: modules.trusted_keys or `runtime module trust add`)",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			seed, pub, err := modulestore.GenerateKey()
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(seedOut, append(seed, '\n'), 0o600); err != nil {
+			if err := writeSeed(seedOut, append(seed, '\n'), forceKey); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), pub)
 			return nil
 		},
 	}
-	keygen.Flags().StringVar(&seedOut, "out", "", "file to write the seed to (required)")
+	keygen.Flags().StringVar(&seedOut, "out", "", "file to write the seed to (required; an existing file is kept unless --force)")
+	keygen.Flags().BoolVar(&forceKey, "force", false, "replace an existing seed file (the old key is lost)")
 	_ = keygen.MarkFlagRequired("out")
+	cmd.AddCommand(newTrustCmd(withStore))
 	cmd.AddCommand(check, push, list, show, rollback, rm, sign, keygen)
+	return cmd
+}
+
+// writeSeed writes a signing key seed with mode 0600. An existing file is
+// refused unless force: overwriting it would lose the key its modules
+// were signed with.
+func writeSeed(path string, seed []byte, force bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("seed file %s already exists: refusing to overwrite a signing key (pass --force to replace it)", path)
+	}
+	if err != nil {
+		return fmt.Errorf("seed file: %w", err)
+	}
+	// With --force the file may have had a looser mode.
+	if err := f.Chmod(0o600); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("seed file %s: %w", path, err)
+	}
+	if _, err := f.Write(seed); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("seed file %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("seed file %s: %w", path, err)
+	}
+	return nil
+}
+
+// newTrustCmd manages the trust policy stored in JetStream, which every
+// client and runtime enforces whatever its own modules.trusted_keys.
+func newTrustCmd(withStore func(func(*cobra.Command, []string, *config.Config, *modulestore.Store) error) func(*cobra.Command, []string) error) *cobra.Command {
+	cmd := &cobra.Command{Use: "trust", Short: "Keys trusted to sign modules, stored in JetStream and enforced for every client (secure mode while any is trusted)"}
+	show := func(cmd *cobra.Command, p *modulestore.TrustPolicy) {
+		if !p.Secure() {
+			fmt.Fprintln(cmd.OutOrStdout(), "no trusted keys: secure mode is off, unsigned modules run (runtime module trust add <key>)")
+			return
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "secure mode: modules must be signed by one of %d trusted keys\n", len(p.Keys))
+		for _, k := range p.Keys {
+			fmt.Fprintln(cmd.OutOrStdout(), k)
+		}
+	}
+	list := &cobra.Command{
+		Use: "list", Short: "List the trusted keys", Args: cobra.NoArgs,
+		RunE: withStore(func(cmd *cobra.Command, _ []string, _ *config.Config, st *modulestore.Store) error {
+			p, err := st.Policy(cmd.Context())
+			if err != nil {
+				return err
+			}
+			show(cmd, p)
+			return nil
+		}),
+	}
+	add := &cobra.Command{
+		Use: "add <public key>", Short: "Trust a key (turns secure mode on)", Args: cobra.ExactArgs(1),
+		RunE: withStore(func(cmd *cobra.Command, args []string, _ *config.Config, st *modulestore.Store) error {
+			p, err := st.TrustKey(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			show(cmd, p)
+			return nil
+		}),
+	}
+	var force bool
+	rm := &cobra.Command{
+		Use: "rm <public key> [--force]", Short: "Stop trusting a key (the last one only with --force: that turns secure mode off)", Args: cobra.ExactArgs(1),
+		RunE: withStore(func(cmd *cobra.Command, args []string, cfg *config.Config, st *modulestore.Store) error {
+			p, err := st.UntrustKey(cmd.Context(), args[0], force)
+			if err != nil {
+				return err
+			}
+			show(cmd, p)
+			if slices.Contains(cfg.Modules.TrustedKeys, args[0]) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: this config's modules.trusted_keys still names %s: every runtime or CLI started with it trusts the key again; remove it there too\n", args[0])
+			}
+			return nil
+		}),
+	}
+	rm.Flags().BoolVar(&force, "force", false, "allow removing the last trusted key (turns secure mode off)")
+	cmd.AddCommand(list, add, rm)
 	return cmd
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -14,6 +16,12 @@ import (
 	"github.com/breakwater-dev/breakwater/host/engine"
 	"github.com/breakwater-dev/breakwater/host/policy"
 )
+
+// ErrNoUsableVersion is returned (wrapped, with the reason) by the calls
+// of a policy whose module has no version that verifies and loads, or
+// whose version in use does not export the kind the route needs. The
+// pipeline then decides with the route's native policy.
+var ErrNoUsableVersion = errors.New("no usable version of the policy module")
 
 // Binder implements pipeline.ModuleBinder. Safe for concurrent use.
 type Binder struct {
@@ -31,25 +39,51 @@ type Binder struct {
 // New returns a Binder loading modules from src into eng with default
 // limits (zero fields: the engine's defaults).
 func New(eng *engine.Engine, src Source, defaults engine.Limits, log *slog.Logger) *Binder {
+	if log == nil {
+		log = slog.Default()
+	}
 	return &Binder{eng: eng, src: src, defaults: defaults, log: log, bound: map[string]*Bound{}}
 }
 
-// Bound is a module serving one or more routes: the current version, swapped
-// atomically by Reload unless pinned.
+// Bound is a module serving one or more routes: the version in use,
+// swapped atomically by Reload unless pinned. It may serve no version
+// (none verifies and loads); its policies' calls then fail with
+// ErrNoUsableVersion.
 type Bound struct {
-	name    string
-	pinned  string
-	current atomic.Pointer[engine.Module]
-	mu      sync.Mutex // serialises reloads
+	name     string
+	pinned   string
+	current  atomic.Pointer[engine.Module]
+	unusable atomic.Pointer[error] // why nothing is served (current nil)
+	mu       sync.Mutex            // serialises reloads
 }
 
-// Module returns the version in use.
+// Module returns the version in use (nil: none is usable).
 func (b *Bound) Module() *engine.Module { return b.current.Load() }
 
-// Policy is a route's view of a bound module: its limits, its kind.
+func (b *Bound) noVersion() error {
+	if r := b.unusable.Load(); r != nil {
+		return fmt.Errorf("module %q: %w: %w", b.name, ErrNoUsableVersion, *r)
+	}
+	return fmt.Errorf("module %q: %w", b.name, ErrNoUsableVersion)
+}
+
+// Policy is a route's view of a bound module: its kind, its limits.
 type Policy struct {
-	b   *Bound
-	lim engine.Limits
+	b    *Bound
+	kind engine.Kind
+	lim  engine.Limits
+}
+
+// module is the version to call, or why there is none.
+func (p *Policy) module() (*engine.Module, error) {
+	m := p.b.current.Load()
+	if m == nil {
+		return nil, p.b.noVersion()
+	}
+	if !slices.Contains(m.Info().Kinds, p.kind) {
+		return nil, fmt.Errorf("module %s@%s: %w: it does not export %s (it implements %v)", m.Name(), m.Version(), ErrNoUsableVersion, p.kind.Export(), m.Info().Kinds)
+	}
+	return m, nil
 }
 
 // DecideRetry implements policy.Retry.
@@ -67,14 +101,19 @@ func (p *Policy) GenerateStub(ctx context.Context, in *abi.Input) (abi.Stub, err
 	return retrySwap(p, func(m *engine.Module) (abi.Stub, error) { return m.Stub(ctx, in, p.lim) })
 }
 
-// retrySwap calls f on the current version; a call that raced a version
+// retrySwap calls f on the version in use; a call that raced a version
 // swap (the old version closed under it) is made again on the new one, so
-// a reload never fails a decision.
+// a reload never fails a decision. With no usable version it returns
+// ErrNoUsableVersion without calling f.
 func retrySwap[T any](p *Policy, f func(*engine.Module) (T, error)) (T, error) {
-	m := p.b.current.Load()
+	m, err := p.module()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
 	v, err := f(m)
 	if errors.Is(err, engine.ErrClosed) {
-		if cur := p.b.current.Load(); cur != m {
+		if cur, cerr := p.module(); cerr == nil && cur != m {
 			return f(cur)
 		}
 	}
@@ -83,30 +122,41 @@ func retrySwap[T any](p *Policy, f func(*engine.Module) (T, error)) (T, error) {
 
 // RetryPolicy implements pipeline.ModuleBinder.
 func (bd *Binder) RetryPolicy(ctx context.Context, route string, ref *config.ModuleRef) (policy.Retry, error) {
-	return bd.policy(ctx, ref, engine.KindRetry)
+	return bd.policy(ctx, route, ref, engine.KindRetry)
 }
 
 // FallbackPolicy implements pipeline.ModuleBinder.
 func (bd *Binder) FallbackPolicy(ctx context.Context, route string, ref *config.ModuleRef) (policy.Fallback, error) {
-	return bd.policy(ctx, ref, engine.KindFallback)
+	return bd.policy(ctx, route, ref, engine.KindFallback)
 }
 
 // StubPolicy implements pipeline.ModuleBinder.
 func (bd *Binder) StubPolicy(ctx context.Context, route string, ref *config.ModuleRef) (policy.StubGenerator, error) {
-	return bd.policy(ctx, ref, engine.KindStub)
+	return bd.policy(ctx, route, ref, engine.KindStub)
 }
 
-func (bd *Binder) policy(ctx context.Context, ref *config.ModuleRef, kind engine.Kind) (*Policy, error) {
+// policy binds ref for route. It fails only when no source knows the
+// module (or the pinned version) at all: a configuration mistake. A module
+// whose versions are all unusable, or whose version in use lacks kind,
+// still gives a policy: its calls return ErrNoUsableVersion and the route
+// decides natively, loudly logged.
+func (bd *Binder) policy(ctx context.Context, route string, ref *config.ModuleRef, kind engine.Kind) (*Policy, error) {
 	b, err := bd.bind(ctx, ref.Name, ref.Version)
 	if err != nil {
 		return nil, err
 	}
 	m := b.current.Load()
-	if !slices.Contains(m.Info().Kinds, kind) {
-		return nil, fmt.Errorf("module %s@%s does not export %s (it implements %v)", m.Name(), m.Version(), kind.Export(), m.Info().Kinds)
+	switch {
+	case m == nil:
+		bd.log.Error("route has no usable version of its policy module; it uses its native policy until one is pushed",
+			slog.String("route", route), slog.String("module", ref.Name), slog.String("kind", string(kind)), slog.String("error", b.noVersion().Error()))
+	case !slices.Contains(m.Info().Kinds, kind):
+		bd.log.Error("policy module does not export the kind the route uses; the route uses its native policy",
+			slog.String("route", route), slog.String("module", m.Name()), slog.String("version", m.Version()),
+			slog.String("kind", string(kind)), slog.Any("kinds", m.Info().Kinds))
 	}
 	l := ref.Limits
-	return &Policy{b: b, lim: engine.Limits{Fuel: int64(l.Fuel), WallTime: l.WallTime, OutputBytes: l.OutputBytes}}, nil
+	return &Policy{b: b, kind: kind, lim: engine.Limits{Fuel: int64(l.Fuel), WallTime: l.WallTime, OutputBytes: l.OutputBytes}}, nil
 }
 
 func (bd *Binder) bind(ctx context.Context, name, version string) (*Bound, error) {
@@ -120,17 +170,101 @@ func (bd *Binder) bind(ctx context.Context, name, version string) (*Bound, error
 		return b, nil
 	}
 	b := &Bound{name: name, pinned: version}
-	wasm, resolved, err := bd.src.Fetch(ctx, name, version)
+	m, reason, err := bd.resolve(ctx, b)
 	if err != nil {
 		return nil, err
 	}
-	m, err := bd.load(ctx, name, resolved, wasm)
-	if err != nil {
-		return nil, err
+	if m != nil {
+		b.current.Store(m)
+	} else {
+		b.unusable.Store(&reason)
 	}
-	b.current.Store(m)
 	bd.bound[key] = b
 	return b, nil
+}
+
+// resolve finds the version b should serve: the one the source resolves
+// to (the current one, or the pinned one) if it verifies and loads;
+// otherwise, when following, the newest version older than it that does
+// (versions newer than the current pointer were rolled back from on
+// purpose and are not served). The version in use is returned as is,
+// not loaded again. m == nil: no version is usable, for reason. err: the
+// module (or pinned version) is unknown to every source.
+func (bd *Binder) resolve(ctx context.Context, b *Bound) (m *engine.Module, reason, err error) {
+	inUse := b.current.Load()
+	wasm, resolved, ferr := bd.src.Fetch(ctx, b.name, b.pinned)
+	if ferr == nil {
+		if inUse != nil && inUse.Version() == resolved {
+			return inUse, nil, nil
+		}
+		m, lerr := bd.load(ctx, b.name, resolved, wasm)
+		if lerr == nil {
+			return m, nil, nil
+		}
+		ferr = &VersionError{Version: resolved, Err: lerr}
+	}
+	var ve *VersionError
+	known := errors.As(ferr, &ve)
+	if !known && errors.Is(ferr, ErrNotFound) {
+		return nil, nil, ferr
+	}
+	bad := "?"
+	if known {
+		bad = ve.Version
+	}
+	fail := func(reason error) (*engine.Module, error, error) {
+		bd.log.Error("policy module has no usable version; routes using it fall back to their native policy",
+			slog.String("module", b.name), slog.String("bad_version", bad), slog.String("reason", reason.Error()),
+			slog.String("serving", "native policy"))
+		return nil, reason, nil
+	}
+	if b.pinned != "" {
+		return fail(ferr)
+	}
+	lister, ok := bd.src.(VersionLister)
+	if !ok {
+		return fail(ferr)
+	}
+	versions, lerr := lister.Versions(ctx, b.name)
+	if lerr != nil {
+		return fail(fmt.Errorf("%w; listing older versions: %v", ferr, lerr))
+	}
+	badN, badNumbered := versionNumber(bad)
+	for _, cand := range versions {
+		if cand == bad {
+			continue
+		}
+		if n, ok := versionNumber(cand); badNumbered && (!ok || n > badN) {
+			continue
+		}
+		if inUse != nil && inUse.Version() == cand {
+			m = inUse
+		} else {
+			w, v, err := bd.src.Fetch(ctx, b.name, cand)
+			if err == nil {
+				m, err = bd.load(ctx, b.name, v, w)
+			}
+			if err != nil {
+				bd.log.Warn("older policy module version unusable too", slog.String("module", b.name), slog.String("version", cand), slog.String("reason", err.Error()))
+				continue
+			}
+		}
+		bd.log.Error("policy module's current version is unusable; serving the newest usable older version",
+			slog.String("module", b.name), slog.String("bad_version", bad), slog.String("reason", ferr.Error()),
+			slog.String("serving", m.Version()))
+		return m, nil, nil
+	}
+	return fail(ferr)
+}
+
+// versionNumber parses "v<N>".
+func versionNumber(v string) (int, bool) {
+	s, ok := strings.CutPrefix(v, "v")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil
 }
 
 // load loads the resolved version of name.
@@ -146,9 +280,12 @@ func (bd *Binder) load(ctx context.Context, name, resolved string, wasm []byte) 
 	return m, nil
 }
 
-// Reload points every route following module name at its current version
-// in the source (a push or a rollback). The old version drains in the
-// background. Pinned bindings are left alone.
+// Reload points every route following module name at the version resolve
+// picks now (after a push or a rollback): the current one, or the newest
+// usable older one. A module that had no usable version starts serving
+// one as soon as one is found. The old version drains in the background.
+// When nothing is usable (or the module is gone) the version in use keeps
+// serving and the error is returned. Pinned bindings are left alone.
 func (bd *Binder) Reload(ctx context.Context, name string) error {
 	bd.mu.Lock()
 	b, ok := bd.bound[name]
@@ -158,32 +295,44 @@ func (bd *Binder) Reload(ctx context.Context, name string) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	wasm, resolved, err := bd.src.Fetch(ctx, name, "")
-	if err != nil {
+	m, reason, err := bd.resolve(ctx, b)
+	old := b.current.Load()
+	if err != nil || m == nil {
+		if err == nil {
+			err = fmt.Errorf("module %q: %w: %w", name, ErrNoUsableVersion, reason)
+		}
+		if old != nil {
+			bd.log.Error("module reload failed; the version in use keeps serving", slog.String("module", name),
+				slog.String("serving", old.Version()), slog.String("error", err.Error()))
+		} else if reason != nil {
+			b.unusable.Store(&reason)
+		}
 		return err
 	}
-	if old := b.current.Load(); old.Version() == resolved {
+	if m == old {
 		return nil
 	}
-	m, err := bd.load(ctx, name, resolved, wasm)
-	if err != nil {
-		bd.log.Error("module reload failed; the previous version keeps serving", slog.String("module", name), slog.String("error", err.Error()))
-		return err
+	b.current.Store(m)
+	b.unusable.Store(nil)
+	if old == nil {
+		bd.log.Warn("module has a usable version again", slog.String("module", name), slog.String("serving", m.Version()))
+		return nil
 	}
-	old := b.current.Swap(m)
-	bd.log.Info("module version swapped", slog.String("module", name), slog.String("from", old.Version()), slog.String("to", resolved))
+	bd.log.Info("module version swapped", slog.String("module", name), slog.String("from", old.Version()), slog.String("to", m.Version()))
 	go old.Close(context.WithoutCancel(ctx)) // drains calls in flight
 	return nil
 }
 
-// Loaded lists module name → version in use.
+// Loaded lists module name → version in use (modules with no usable
+// version are left out).
 func (bd *Binder) Loaded() map[string]string {
 	bd.mu.Lock()
 	defer bd.mu.Unlock()
 	out := make(map[string]string, len(bd.bound))
 	for _, b := range bd.bound {
-		m := b.current.Load()
-		out[m.Name()] = m.Version()
+		if m := b.current.Load(); m != nil {
+			out[m.Name()] = m.Version()
+		}
 	}
 	return out
 }
@@ -193,6 +342,8 @@ func (bd *Binder) Close(ctx context.Context) {
 	bd.mu.Lock()
 	defer bd.mu.Unlock()
 	for _, b := range bd.bound {
-		b.current.Load().Close(ctx)
+		if m := b.current.Load(); m != nil {
+			m.Close(ctx)
+		}
 	}
 }

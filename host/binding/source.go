@@ -17,15 +17,43 @@ type Source interface {
 	Fetch(ctx context.Context, name, version string) (wasm []byte, resolved string, err error)
 }
 
+// VersionLister is implemented by sources that keep several versions of a
+// module (StoreSource, Sources). The binder uses it to find an older
+// version when the current one cannot be used.
+type VersionLister interface {
+	// Versions lists name's versions, newest first; ErrNotFound (wrapped)
+	// when the source does not know name.
+	Versions(ctx context.Context, name string) ([]string, error)
+}
+
 // ErrNotFound is returned (wrapped) for unknown modules or versions.
 var ErrNotFound = errors.New("module not found")
 
+// VersionError is a Fetch that found the module but could not use the
+// version it resolved to (missing, corrupt, unsigned, untrusted).
+type VersionError struct {
+	Version string
+	Err     error
+}
+
+func (e *VersionError) Error() string { return e.Err.Error() }
+func (e *VersionError) Unwrap() error { return e.Err }
+
 // DirSource serves <Dir>/<name>.wasm; a module's version is the first 12
 // hex digits of its sha256.
-type DirSource struct{ Dir string }
+type DirSource struct {
+	Dir string
+	// Secure, if set, is asked on every Fetch; while it reports true
+	// (secure mode: modules must be signed) the directory is not used,
+	// since its files carry no signature.
+	Secure func() bool
+}
 
 // Fetch implements Source.
 func (d DirSource) Fetch(_ context.Context, name, version string) ([]byte, string, error) {
+	if d.Secure != nil && d.Secure() {
+		return nil, "", fmt.Errorf("module %q: %w: modules.dir %s is not used in secure mode (push the module signed)", name, ErrNotFound, d.Dir)
+	}
 	path := filepath.Join(d.Dir, name+".wasm")
 	wasm, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -59,4 +87,23 @@ func (s Sources) Fetch(ctx context.Context, name, version string) ([]byte, strin
 		}
 	}
 	return nil, "", last
+}
+
+// Versions implements VersionLister: the versions of the first source
+// that lists name.
+func (s Sources) Versions(ctx context.Context, name string) ([]string, error) {
+	for _, src := range s {
+		l, ok := src.(VersionLister)
+		if !ok {
+			continue
+		}
+		vs, err := l.Versions(ctx, name)
+		if err == nil && len(vs) > 0 {
+			return vs, nil
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("module %q: %w", name, ErrNotFound)
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"sort"
 	"strconv"
@@ -18,6 +19,21 @@ import (
 
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
+
+// MetaBucket is the KV bucket holding, per module, the version counter and
+// the current pointer, and the trust policy. Every change to it is a
+// compare-and-set on the key's revision.
+const MetaBucket = "bw_modules_meta"
+
+// Keys of MetaBucket.
+const (
+	currentPrefix = "current." // current.<name>: the version in use ("3")
+	allocPrefix   = "alloc."   // alloc.<name>: the last version handed out
+	trustKey      = "trust"    // the trust policy (JSON TrustPolicy)
+)
+
+// casAttempts bounds the compare-and-set retries of one operation.
+const casAttempts = 30
 
 // Meta describes one stored module version.
 type Meta struct {
@@ -60,23 +76,54 @@ func (e *RejectedError) Unwrap() error { return e.Err }
 // ErrNotFound is returned (wrapped) for unknown modules and versions.
 var ErrNotFound = errors.New("module not found")
 
+// ErrConflict is returned (wrapped, as a *ConflictError) when another client
+// kept changing the same key while an operation retried its
+// compare-and-set: nothing was overwritten; try again.
+var ErrConflict = errors.New("concurrent change in the module store")
+
+// ConflictError is an operation that lost its compare-and-set Attempts
+// times in a row. errors.Is(err, ErrConflict) holds.
+type ConflictError struct {
+	Name     string // module name; "" for the trust policy
+	Op       string // what was being done
+	Attempts int
+}
+
+func (e *ConflictError) Error() string {
+	what := "trust policy"
+	if e.Name != "" {
+		what = fmt.Sprintf("module %q", e.Name)
+	}
+	return fmt.Sprintf("%s: %s: %v: gave up after %d attempts (other clients were changing it at the same time); nothing was overwritten, try again",
+		what, e.Op, ErrConflict, e.Attempts)
+}
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 // Options configure Open.
 type Options struct {
 	Replicas int
-	// TrustedKeys turns on secure mode: only modules signed by one of these
-	// nkey public keys are stored and loaded.
+	// TrustedKeys are nkey public keys merged into the stored trust policy
+	// at Open (adding keys is safe; it never removes any). Once the stored
+	// policy names a key, the store is in secure mode for every client,
+	// whatever its own TrustedKeys: only modules signed by a trusted key
+	// are stored, made current and loaded. Removing keys takes an explicit
+	// UntrustKey.
 	TrustedKeys []string
 }
 
 // Store is the module store. Safe for concurrent use.
 type Store struct {
 	obj jetstream.ObjectStore
+	kv  jetstream.KeyValue
 	o   Options
 }
 
-// Open creates or binds the bw_modules bucket.
+// Open creates or binds the bw_modules object store and the
+// bw_modules_meta KV bucket, moves version pointers written by older
+// releases (objects "<name>/current") into the KV bucket, and merges
+// o.TrustedKeys into the stored trust policy.
 func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error) {
 	obj, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: topology.BucketModules, Description: "Breakwater policy modules", Storage: jetstream.FileStorage, Replicas: max(o.Replicas, 1),
@@ -84,14 +131,77 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("module store %s: %w", topology.BucketModules, err)
 	}
-	return &Store{obj: obj, o: o}, nil
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: MetaBucket, Description: "Breakwater policy modules: version counters, current versions, trust policy",
+		History: 5, Storage: jetstream.FileStorage, Replicas: max(o.Replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("module store %s: %w", MetaBucket, err)
+	}
+	s := &Store{obj: obj, kv: kv, o: o}
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	if len(o.TrustedKeys) > 0 {
+		if _, err := s.updatePolicy(ctx, "merging modules.trusted_keys", func(p *TrustPolicy) error {
+			for _, k := range o.TrustedKeys {
+				if err := checkKey(k); err != nil {
+					return err
+				}
+				p.add(k)
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
-// Secure reports whether the store runs in secure mode.
-func (s *Store) Secure() bool { return len(s.o.TrustedKeys) > 0 }
+// migrate moves "<name>/current" objects (older releases) into the KV
+// bucket. A pointer already in the KV bucket wins.
+func (s *Store) migrate(ctx context.Context) error {
+	all, err := s.obj.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("module store: %w", err)
+	}
+	for _, o := range all {
+		name, ok := strings.CutSuffix(o.Name, "/current")
+		if !ok || CheckName(name) != nil {
+			continue
+		}
+		b, err := s.obj.GetBytes(ctx, o.Name)
+		if err != nil {
+			continue
+		}
+		if _, err := strconv.Atoi(string(b)); err != nil {
+			continue
+		}
+		if _, err := s.kv.Create(ctx, currentPrefix+name, b); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("module %q: moving the current pointer to %s: %w", name, MetaBucket, err)
+		}
+		_ = s.obj.Delete(ctx, o.Name)
+	}
+	return nil
+}
+
+// Secure reports whether the stored trust policy names any key (secure
+// mode), reading it from the bucket. When the bucket cannot be read it
+// answers from the keys given to Open.
+func (s *Store) Secure() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p, err := s.Policy(ctx)
+	if err != nil {
+		return len(s.o.TrustedKeys) > 0
+	}
+	return p.Secure()
+}
 
 func versionObject(name string, v int) string { return fmt.Sprintf("%s/v%d", name, v) }
-func currentObject(name string) string        { return name + "/current" }
 
 // CheckName validates a module name.
 func CheckName(name string) error {
@@ -101,14 +211,45 @@ func CheckName(name string) error {
 	return nil
 }
 
-// Push validates wasm, checks its signature (secure mode), and stores it as
-// the next version of name, which becomes current.
+func isConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+}
+
+// cas runs f until it does not fail with a revision conflict, at most
+// casAttempts times, with a short random pause between attempts.
+func cas(ctx context.Context, name, op string, f func() error) error {
+	for i := range casAttempts {
+		err := f()
+		if !isConflict(err) {
+			return err
+		}
+		pause := time.Duration(rand.Int64N(int64(min(i+1, 10)) * int64(3*time.Millisecond)))
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return fmt.Errorf("module %q: %s: %w", name, op, ctx.Err())
+		}
+	}
+	return &ConflictError{Name: name, Op: op, Attempts: casAttempts}
+}
+
+// Push validates wasm, checks its signature against the stored trust
+// policy, and stores it as the next version of name. The version is
+// reserved with a compare-and-set on the module's counter before the object
+// is written, and an existing object is never overwritten, so concurrent
+// pushes get distinct versions (or a *ConflictError). The new version
+// becomes current unless a newer one already is (a concurrent push that
+// finished first): Meta.Current says which.
 func (s *Store) Push(ctx context.Context, name string, wasm []byte, sig *Signature, validate Validator, uploader string) (*Meta, error) {
 	if err := CheckName(name); err != nil {
 		return nil, &RejectedError{Name: name, Err: err}
 	}
-	if sig != nil || s.Secure() {
-		if err := Verify(wasm, sig, s.o.TrustedKeys); err != nil {
+	pol, err := s.Policy(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("module %q: %w", name, err)
+	}
+	if sig != nil || pol.Secure() {
+		if err := Verify(wasm, sig, pol.Keys); err != nil {
 			return nil, &RejectedError{Name: name, Err: err}
 		}
 	}
@@ -116,13 +257,9 @@ func (s *Store) Push(ctx context.Context, name string, wasm []byte, sig *Signatu
 	if err != nil {
 		return nil, &RejectedError{Name: name, Err: err}
 	}
-	versions, err := s.Versions(ctx, name)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	next, err := s.reserve(ctx, name)
+	if err != nil {
 		return nil, err
-	}
-	next := 1
-	if len(versions) > 0 {
-		next = versions[len(versions)-1].Version + 1
 	}
 	sum := sha256.Sum256(wasm)
 	meta := &Meta{Name: name, Version: next, SHA256: hex.EncodeToString(sum[:]), Size: len(wasm), Kinds: info.Kinds, ABIVersion: info.ABIVersion,
@@ -135,35 +272,157 @@ func (s *Store) Push(ctx context.Context, name string, wasm []byte, sig *Signatu
 		meta.Signer, meta.Signature = sig.PublicKey, sig.Sig
 		md["signer"], md["signature"] = sig.PublicKey, base64.StdEncoding.EncodeToString(sig.Sig)
 	}
+	// The version is ours; an object under its name was written around the
+	// counter (an older release): leave it alone.
+	if exists, err := s.objectExists(ctx, name, next); err != nil {
+		return nil, err
+	} else if exists {
+		return nil, fmt.Errorf("module %q: version %d is already stored (written by a client that does not reserve versions); not overwriting it: %w", name, next, ErrConflict)
+	}
 	if _, err := s.obj.Put(ctx, jetstream.ObjectMeta{Name: versionObject(name, next), Metadata: md}, bytes.NewReader(wasm)); err != nil {
 		return nil, fmt.Errorf("module %q: storing version %d: %w", name, next, err)
 	}
-	if err := s.setCurrent(ctx, name, next); err != nil {
-		return nil, err
+	if meta.Current, err = s.advanceCurrent(ctx, name, next); err != nil {
+		return nil, fmt.Errorf("module %q: version %d stored but not made current: %w", name, next, err)
 	}
-	meta.Current = true
 	return meta, nil
 }
 
-func (s *Store) setCurrent(ctx context.Context, name string, v int) error {
-	if _, err := s.obj.PutBytes(ctx, currentObject(name), []byte(strconv.Itoa(v))); err != nil {
-		return fmt.Errorf("module %q: making version %d current: %w", name, v, err)
+func (s *Store) objectExists(ctx context.Context, name string, v int) (bool, error) {
+	_, err := s.obj.GetInfo(ctx, versionObject(name, v))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrObjectNotFound):
+		return false, nil
+	default:
+		return false, fmt.Errorf("module %q version %d: %w", name, v, err)
 	}
-	return nil
+}
+
+// reserve hands out the next version of name: a compare-and-set on
+// alloc.<name>. The counter starts after the highest stored version and
+// skips versions whose object exists.
+func (s *Store) reserve(ctx context.Context, name string) (int, error) {
+	var v int
+	err := cas(ctx, name, "reserving a version", func() error {
+		var last int
+		var rev uint64
+		e, err := s.kv.Get(ctx, allocPrefix+name)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			if last, err = s.highestVersion(ctx, name); err != nil {
+				return err
+			}
+		case err != nil:
+			return fmt.Errorf("module %q: reading the version counter: %w", name, err)
+		default:
+			rev = e.Revision()
+			if last, err = strconv.Atoi(string(e.Value())); err != nil {
+				return fmt.Errorf("module %q: corrupt version counter %q in %s", name, e.Value(), MetaBucket)
+			}
+		}
+		v = last + 1
+		for range 1000 {
+			exists, err := s.objectExists(ctx, name, v)
+			if err != nil {
+				return err
+			}
+			if !exists {
+				break
+			}
+			v++
+		}
+		val := []byte(strconv.Itoa(v))
+		if rev == 0 {
+			_, err = s.kv.Create(ctx, allocPrefix+name, val)
+		} else {
+			_, err = s.kv.Update(ctx, allocPrefix+name, val, rev)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return v, nil
+}
+
+// highestVersion is the highest stored version of name (0: none).
+func (s *Store) highestVersion(ctx context.Context, name string) (int, error) {
+	all, err := s.obj.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("module store: %w", err)
+	}
+	h := 0
+	for _, o := range all {
+		if n, v, ok := parseVersionObject(o.Name); ok && n == name {
+			h = max(h, v)
+		}
+	}
+	return h, nil
+}
+
+// currentEntry reads current.<name>: the version and the key's revision
+// (0, 0 when there is none).
+func (s *Store) currentEntry(ctx context.Context, name string) (int, uint64, error) {
+	e, err := s.kv.Get(ctx, currentPrefix+name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("module %q: reading the current version: %w", name, err)
+	}
+	v, err := strconv.Atoi(string(e.Value()))
+	if err != nil {
+		return 0, 0, fmt.Errorf("module %q: corrupt current pointer %q", name, e.Value())
+	}
+	return v, e.Revision(), nil
+}
+
+// setCurrent moves current.<name> from revision rev (0: no pointer) to v.
+func (s *Store) setCurrent(ctx context.Context, name string, v int, rev uint64) error {
+	val := []byte(strconv.Itoa(v))
+	var err error
+	if rev == 0 {
+		_, err = s.kv.Create(ctx, currentPrefix+name, val)
+	} else {
+		_, err = s.kv.Update(ctx, currentPrefix+name, val, rev)
+	}
+	return err
+}
+
+// advanceCurrent makes v current unless a newer version already is.
+func (s *Store) advanceCurrent(ctx context.Context, name string, v int) (bool, error) {
+	made := false
+	err := cas(ctx, name, fmt.Sprintf("making version %d current", v), func() error {
+		cur, rev, err := s.currentEntry(ctx, name)
+		if err != nil {
+			return err
+		}
+		if cur >= v {
+			made = false
+			return nil
+		}
+		if err := s.setCurrent(ctx, name, v, rev); err != nil {
+			return err
+		}
+		made = true
+		return nil
+	})
+	return made, err
 }
 
 // Current returns the version in use of name.
 func (s *Store) Current(ctx context.Context, name string) (int, error) {
-	b, err := s.obj.GetBytes(ctx, currentObject(name))
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
+	v, rev, err := s.currentEntry(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	if rev == 0 {
 		return 0, fmt.Errorf("module %q: %w (see `runtime module list`)", name, ErrNotFound)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("module %q: %w", name, err)
-	}
-	v, err := strconv.Atoi(string(b))
-	if err != nil {
-		return 0, fmt.Errorf("module %q: corrupt current pointer %q", name, b)
 	}
 	return v, nil
 }
@@ -177,7 +436,7 @@ func (s *Store) Versions(ctx context.Context, name string) ([]*Meta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("module store: %w", err)
 	}
-	cur, _ := s.Current(ctx, name)
+	cur, _, _ := s.currentEntry(ctx, name)
 	var out []*Meta
 	for _, o := range all {
 		n, v, ok := parseVersionObject(o.Name)
@@ -197,19 +456,19 @@ func (s *Store) Versions(ctx context.Context, name string) ([]*Meta, error) {
 
 // List returns the current version of every module.
 func (s *Store) List(ctx context.Context) ([]*Meta, error) {
-	all, err := s.obj.List(ctx)
-	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+	kl, err := s.kv.ListKeysFiltered(ctx, currentPrefix+"*")
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("module store: %w", err)
 	}
+	var names []string
+	for k := range kl.Keys() {
+		names = append(names, strings.TrimPrefix(k, currentPrefix))
+	}
 	var out []*Meta
-	for _, o := range all {
-		name, ok := strings.CutSuffix(o.Name, "/current")
-		if !ok {
-			continue
-		}
+	for _, name := range names {
 		v, err := s.Current(ctx, name)
 		if err != nil {
 			continue
@@ -226,15 +485,22 @@ func (s *Store) List(ctx context.Context) ([]*Meta, error) {
 	return out, nil
 }
 
-// Get returns version (0: current) of name, its sha256 checked and, in
-// secure mode, its signature verified.
+// Get returns version (0: current) of name, its sha256 checked and, when
+// the stored trust policy is in secure mode, its signature verified.
 func (s *Store) Get(ctx context.Context, name string, version int) (*Meta, []byte, error) {
+	pol, err := s.Policy(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("module %q: %w", name, err)
+	}
 	if version == 0 {
-		var err error
 		if version, err = s.Current(ctx, name); err != nil {
 			return nil, nil, err
 		}
 	}
+	return s.get(ctx, name, version, pol)
+}
+
+func (s *Store) get(ctx context.Context, name string, version int, pol *TrustPolicy) (*Meta, []byte, error) {
 	res, err := s.obj.Get(ctx, versionObject(name, version))
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, nil, fmt.Errorf("module %q version %d: %w", name, version, ErrNotFound)
@@ -249,98 +515,137 @@ func (s *Store) Get(ctx context.Context, name string, version int) (*Meta, []byt
 	}
 	info, err := res.Info()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("module %q version %d: %w", name, version, err)
 	}
 	m := metaOf(name, version, info)
 	wasm := buf.Bytes()
 	sum := sha256.Sum256(wasm)
 	if hex.EncodeToString(sum[:]) != m.SHA256 {
-		return nil, nil, fmt.Errorf("module %q version %d: stored bytes do not match their sha256 %s: refusing to load", name, version, m.SHA256)
+		return nil, nil, fmt.Errorf("module %q version %d: %w: stored bytes do not match their sha256 %s: refusing to load", name, version, ErrCorrupt, m.SHA256)
 	}
-	if s.Secure() {
+	if pol.Secure() {
 		var sig *Signature
 		if m.Signer != "" {
 			sig = &Signature{PublicKey: m.Signer, Sig: m.Signature}
 		}
-		if err := Verify(wasm, sig, s.o.TrustedKeys); err != nil {
+		if err := Verify(wasm, sig, pol.Keys); err != nil {
 			return nil, nil, fmt.Errorf("module %q version %d: %w", name, version, err)
 		}
 	}
 	return m, wasm, nil
 }
 
-// Rollback makes version to (0: the one before the current) current.
+// ErrCorrupt is returned (wrapped) by Get for a version whose bytes do not
+// match their recorded sha256.
+var ErrCorrupt = errors.New("module bytes corrupt")
+
+// Rollback makes version to (0: the newest one before the current)
+// current, with a compare-and-set on the current pointer. The target is
+// read back first: its sha256 must match and, in secure mode (stored
+// policy), its signature must verify, or the rollback is refused.
 func (s *Store) Rollback(ctx context.Context, name string, to int) (*Meta, error) {
-	versions, err := s.Versions(ctx, name)
+	pol, err := s.Policy(ctx)
 	if err != nil {
-		return nil, err
-	}
-	cur, err := s.Current(ctx, name)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("module %q: %w", name, err)
 	}
 	var target *Meta
-	for _, m := range versions {
-		if (to == 0 && m.Version < cur) || (to != 0 && m.Version == to) {
-			target = m
+	checked := map[int]bool{}
+	err = cas(ctx, name, "rolling back", func() error {
+		cur, rev, err := s.currentEntry(ctx, name)
+		if err != nil {
+			return err
 		}
-	}
-	if target == nil {
-		if to == 0 {
-			return nil, fmt.Errorf("module %q: no version before v%d to roll back to", name, cur)
+		if rev == 0 {
+			return fmt.Errorf("module %q: %w (see `runtime module list`)", name, ErrNotFound)
 		}
-		return nil, fmt.Errorf("module %q version %d: %w", name, to, ErrNotFound)
-	}
-	if err := s.setCurrent(ctx, name, target.Version); err != nil {
+		versions, err := s.Versions(ctx, name)
+		if err != nil {
+			return err
+		}
+		target = nil
+		for _, m := range versions {
+			if (to == 0 && m.Version < cur) || (to != 0 && m.Version == to) {
+				target = m
+			}
+		}
+		if target == nil {
+			if to == 0 {
+				return fmt.Errorf("module %q: no version before v%d to roll back to", name, cur)
+			}
+			return fmt.Errorf("module %q version %d: %w", name, to, ErrNotFound)
+		}
+		if !checked[target.Version] {
+			if _, _, err := s.get(ctx, name, target.Version, pol); err != nil {
+				return fmt.Errorf("refusing to roll back: %w", err)
+			}
+			checked[target.Version] = true
+		}
+		return s.setCurrent(ctx, name, target.Version, rev)
+	})
+	if err != nil {
 		return nil, err
 	}
 	target.Current = true
 	return target, nil
 }
 
-// Remove deletes every version of name.
+// Remove deletes every version of name: first the current pointer (a
+// compare-and-set delete, so instances stop following it at once), then
+// the objects. The version counter is kept, so a later push of the same
+// name never reuses a version number.
 func (s *Store) Remove(ctx context.Context, name string) error {
-	versions, err := s.Versions(ctx, name)
+	versions, verr := s.Versions(ctx, name)
+	if verr != nil && !errors.Is(verr, ErrNotFound) {
+		return verr
+	}
+	had := false
+	err := cas(ctx, name, "removing", func() error {
+		_, rev, err := s.currentEntry(ctx, name)
+		if err != nil || rev == 0 {
+			return err
+		}
+		had = true
+		return s.kv.Delete(ctx, currentPrefix+name, jetstream.LastRevision(rev))
+	})
 	if err != nil {
 		return err
 	}
+	if !had && len(versions) == 0 {
+		return verr
+	}
 	for _, m := range versions {
-		if err := s.obj.Delete(ctx, versionObject(name, m.Version)); err != nil {
+		if err := s.obj.Delete(ctx, versionObject(name, m.Version)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 			return fmt.Errorf("module %q: removing v%d: %w", name, m.Version, err)
 		}
-	}
-	if err := s.obj.Delete(ctx, currentObject(name)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-		return fmt.Errorf("module %q: %w", name, err)
 	}
 	return nil
 }
 
 // Watch sends the name of a module whenever its current version changes
-// (push, rollback, remove), until ctx ends.
+// (push, rollback, remove), until ctx ends. It watches the current
+// pointers in the bw_modules_meta bucket.
 func (s *Store) Watch(ctx context.Context) (<-chan string, error) {
-	w, err := s.obj.Watch(ctx, jetstream.UpdatesOnly())
+	w, err := s.kv.Watch(ctx, currentPrefix+"*", jetstream.UpdatesOnly())
 	if err != nil {
 		return nil, fmt.Errorf("module store: watch: %w", err)
 	}
 	out := make(chan string, 16)
 	go func() {
 		defer close(out)
-		defer w.Stop()
+		defer func() { _ = w.Stop() }()
 		for {
 			select {
-			case info, ok := <-w.Updates():
+			case e, ok := <-w.Updates():
 				if !ok {
 					return
 				}
-				if info == nil {
+				if e == nil {
 					continue
 				}
-				if name, ok := strings.CutSuffix(info.Name, "/current"); ok {
-					select {
-					case out <- name:
-					case <-ctx.Done():
-						return
-					}
+				select {
+				case out <- strings.TrimPrefix(e.Key(), currentPrefix):
+				case <-ctx.Done():
+					return
 				}
 			case <-ctx.Done():
 				return

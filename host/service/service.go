@@ -100,10 +100,16 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	if s.modules, err = modulestore.Open(ctx, s.adminJS, modulestore.Options{Replicas: cfg.Streams.Replicas, TrustedKeys: cfg.Modules.TrustedKeys}); err != nil {
 		return nil, err
 	}
-	if s.modules.Secure() {
-		log.Info("secure mode: only modules signed by a trusted key are loaded", slog.Any("trusted_keys", cfg.Modules.TrustedKeys))
+	// The trust policy stored in JetStream binds every instance and client,
+	// whatever its own modules.trusted_keys (merged into it by Open).
+	trust, err := s.modules.Policy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if trust.Secure() {
+		log.Info("secure mode: only modules signed by a trusted key are loaded", slog.Any("trusted_keys", trust.Keys))
 	} else {
-		log.Warn("modules are not verified: unsigned modules will run (set modules.trusted_keys for secure mode)")
+		log.Warn("modules are not verified: unsigned modules will run (set modules.trusted_keys or run `runtime module trust add` for secure mode)")
 	}
 	var binder pipeline.ModuleBinder
 	if usesModules(cfg) {
@@ -269,11 +275,9 @@ func (s *Service) startEngine(ctx context.Context) error {
 	s.engine = eng
 	lim := engine.Limits{Fuel: int64(mc.Limits.Fuel), WallTime: mc.Limits.WallTime, MemoryPages: mc.Limits.MemoryPages, OutputBytes: mc.Limits.OutputBytes}
 	// The store first; modules.dir serves modules not (yet) uploaded. In
-	// secure mode only the store, which verifies signatures.
-	src := binding.Sources{binding.StoreSource{Store: s.modules}}
-	if !s.modules.Secure() {
-		src = append(src, binding.DirSource{Dir: mc.Dir})
-	}
+	// secure mode (the stored policy, checked on every fetch) only the
+	// store, which verifies signatures.
+	src := binding.Sources{binding.StoreSource{Store: s.modules}, binding.DirSource{Dir: mc.Dir, Secure: s.modules.Secure}}
 	s.binder = binding.New(eng, src, lim, s.log)
 	s.binder.OnSwap = s.metrics.ModuleVersion
 	return nil
