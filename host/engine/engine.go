@@ -32,7 +32,25 @@ type Options struct {
 	QuarantineFor   time.Duration
 	// OnCall, if set, hears about every call (metrics).
 	OnCall func(CallReport)
+
+	// Caps on what a module may cost to check (Inspect, Load, DryRun); a
+	// module over one is refused with a *ValidationError naming the cap.
+	// MaxModuleBytes bounds the binary's size (default 16 MiB; the Go
+	// guests of modules/ are about 3.3 MB). MaxFunctions bounds imported
+	// plus defined functions (default 50,000; the Go guests have about
+	// 2,200). MaxCheckTime bounds validating, instrumenting and compiling
+	// one module (default 30s; a Go guest takes about a second).
+	MaxModuleBytes int
+	MaxFunctions   int
+	MaxCheckTime   time.Duration
 }
+
+// Default caps of Options.
+const (
+	DefaultMaxModuleBytes = 16 << 20
+	DefaultMaxFunctions   = 50_000
+	DefaultMaxCheckTime   = 30 * time.Second
+)
 
 // CallReport describes one call, for metrics.
 type CallReport struct {
@@ -71,6 +89,15 @@ func New(ctx context.Context, o Options) (*Engine, error) {
 	}
 	if o.QuarantineFor <= 0 {
 		o.QuarantineFor = 30 * time.Second
+	}
+	if o.MaxModuleBytes <= 0 {
+		o.MaxModuleBytes = DefaultMaxModuleBytes
+	}
+	if o.MaxFunctions <= 0 {
+		o.MaxFunctions = DefaultMaxFunctions
+	}
+	if o.MaxCheckTime <= 0 {
+		o.MaxCheckTime = DefaultMaxCheckTime
 	}
 	e := &Engine{o: o, log: o.Logger}
 	var err error
@@ -137,15 +164,49 @@ func moduleOf(instance string) string {
 }
 
 // newModuleConfig is the sandbox of one instance: no files, env or args;
-// real clocks; crypto random; stdio to the capped writer.
-func newModuleConfig(name string, stdio *stdioWriter) wazero.ModuleConfig {
+// real clocks; sleeps bounded by the call's deadline; crypto random; stdio
+// to the capped writer.
+func newModuleConfig(name string, stdio *stdioWriter, sl *sleeper) wazero.ModuleConfig {
 	return wazero.NewModuleConfig().
 		WithName(name).
 		WithStartFunctions(). // _initialize is called under limits, below
 		WithSysWalltime().
 		WithSysNanotime().
-		WithSysNanosleep().
+		WithNanosleep(sl.nanosleep).
 		WithRandSource(rand.Reader).
 		WithStdout(stdio).
 		WithStderr(stdio)
+}
+
+// sleeper is an instance's nanosleep, the clock of WASI poll_oneoff (a Go
+// guest's time.Sleep): it never sleeps past the deadline of the call in
+// progress, which it learns from Module.begin. wazero calls it on the
+// goroutine running the guest; the atomics keep the race detector calm
+// when an instance moves between goroutines through the pool.
+type sleeper struct {
+	call     atomic.Pointer[meter.Call]
+	deadline atomic.Int64 // unix nanoseconds; 0: none
+}
+
+func (s *sleeper) set(c *meter.Call, deadline time.Time) {
+	s.call.Store(c)
+	if deadline.IsZero() {
+		s.deadline.Store(0)
+	} else {
+		s.deadline.Store(deadline.UnixNano())
+	}
+}
+
+func (s *sleeper) nanosleep(ns int64) {
+	if c := s.call.Load(); c != nil {
+		c.Sleep(ns) // cut at the deadline, which the next fuel check reports
+		return
+	}
+	d := time.Duration(max(ns, 0))
+	if dl := s.deadline.Load(); dl != 0 {
+		d = min(d, time.Until(time.Unix(0, dl)))
+	}
+	if d > 0 {
+		time.Sleep(d)
+	}
 }

@@ -8,7 +8,15 @@ import (
 // ValidationError is a module refused before it runs: Rule names the check
 // that failed, Detail what exactly was wrong and what to do.
 type ValidationError struct {
-	Rule   string // not_wasm, forbidden_import, missing_export, bad_signature, no_kinds, abi_version, instrument, dry_run
+	// Rule is one of: not_wasm; malformed (not well-formed WebAssembly);
+	// invalid (fails WebAssembly validation); module_too_large,
+	// too_many_functions, check_timeout (over a cap of Options);
+	// forbidden_import, missing_export, bad_signature, no_kinds,
+	// abi_version; instrument (uses what metering refuses: SIMD, threads,
+	// exceptions, imported memory, or more initial memory than allowed);
+	// instantiate (including a start function over the start-up limits),
+	// initialize; dry_run.
+	Rule   string
 	Detail string
 	Err    error
 }

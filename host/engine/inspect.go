@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -65,30 +66,88 @@ func (e *Engine) Inspect(ctx context.Context, wasm []byte) (*Info, error) {
 	return info, nil
 }
 
-// compile instruments wasm (unless unmetered), compiles it once and checks
-// the compiled module's imports and exports, ignoring what instrumentation
-// added. A Go guest takes about a second to compile: it is done once.
+// compile validates wasm as written, instruments it (unless unmetered),
+// compiles it once and checks the compiled module's imports and exports,
+// ignoring what instrumentation added. A Go guest takes about a second to
+// compile: it is done once. The caps of Options bound the work: size and
+// function count are checked before anything costly, and the whole check
+// runs under MaxCheckTime.
 func (e *Engine) compile(ctx context.Context, wasm []byte, memoryPages uint32, unmetered bool) (wazero.CompiledModule, *Info, error) {
-	sum := sha256.Sum256(wasm)
-	info := &Info{Size: len(wasm), SHA256: hex.EncodeToString(sum[:])}
+	if len(wasm) > e.o.MaxModuleBytes {
+		return nil, nil, &ValidationError{Rule: "module_too_large", Detail: fmt.Sprintf("the module is %d bytes, over the cap of %d bytes (engine Options.MaxModuleBytes)", len(wasm), e.o.MaxModuleBytes)}
+	}
 	if len(wasm) < 4 || string(wasm[:4]) != "\x00asm" {
 		return nil, nil, &ValidationError{Rule: "not_wasm", Detail: "the file is not a WebAssembly binary (no \\0asm header); upload the .wasm, not its source"}
 	}
+	cctx, cancel := context.WithTimeout(ctx, e.o.MaxCheckTime)
+	defer cancel()
+	type result struct {
+		cm   wazero.CompiledModule
+		info *Info
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		cm, info, err := e.compileChecked(cctx, wasm, memoryPages, unmetered)
+		done <- result{cm, info, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil && cctx.Err() != nil && ctx.Err() == nil {
+			return nil, nil, e.checkTimeout(r.err)
+		}
+		return r.cm, r.info, r.err
+	case <-cctx.Done():
+		go func() { // wazero's compiler cannot be interrupted: free its result
+			if r := <-done; r.cm != nil {
+				r.cm.Close(context.Background())
+			}
+		}()
+		if ctx.Err() != nil {
+			return nil, nil, fmt.Errorf("engine: checking the module: %w", ctx.Err())
+		}
+		return nil, nil, e.checkTimeout(cctx.Err())
+	}
+}
+
+func (e *Engine) checkTimeout(err error) error {
+	return &ValidationError{Rule: "check_timeout", Detail: fmt.Sprintf("checking the module took longer than the cap of %v (engine Options.MaxCheckTime)", e.o.MaxCheckTime), Err: err}
+}
+
+func (e *Engine) compileChecked(ctx context.Context, wasm []byte, memoryPages uint32, unmetered bool) (wazero.CompiledModule, *Info, error) {
+	sum := sha256.Sum256(wasm)
+	info := &Info{Size: len(wasm), SHA256: hex.EncodeToString(sum[:])}
+	// The original is validated (and the caps checked) even when it is not
+	// metered: Instrument does both before it rewrites anything.
+	code, err := meter.InstrumentContext(ctx, wasm, meter.Options{MaxMemoryPages: memoryPages, MaxFunctions: e.o.MaxFunctions})
+	if err != nil {
+		var ie *meter.InstrumentError
+		if !errors.As(err, &ie) {
+			return nil, nil, err // ctx's
+		}
+		rule := "instrument"
+		switch ie.Rule {
+		case meter.RuleMalformed, meter.RuleInvalid:
+			rule = ie.Rule
+		case meter.RuleTooManyFunctions:
+			return nil, nil, &ValidationError{Rule: ie.Rule, Detail: ie.Reason + " (engine Options.MaxFunctions)", Err: err}
+		}
+		return nil, nil, &ValidationError{Rule: rule, Detail: err.Error(), Err: err}
+	}
+	if unmetered {
+		code = wasm
+	}
 	if other, err := meter.NonFunctionImports(wasm); err != nil {
-		return nil, nil, &ValidationError{Rule: "not_wasm", Detail: "the binary does not parse: " + err.Error(), Err: err}
+		return nil, nil, &ValidationError{Rule: "malformed", Detail: "the binary does not parse: " + err.Error(), Err: err}
 	} else if len(other) > 0 {
 		return nil, nil, &ValidationError{Rule: "forbidden_import", Detail: fmt.Sprintf("the module imports %s; the host offers only the functions of docs/abi.md §3", strings.Join(other, ", "))}
 	}
-	code := wasm
-	if !unmetered {
-		var err error
-		if code, err = meter.Instrument(wasm, meter.Options{MaxMemoryPages: memoryPages}); err != nil {
-			return nil, nil, &ValidationError{Rule: "instrument", Detail: err.Error(), Err: err}
-		}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
 	}
 	cm, err := e.rt.CompileModule(ctx, code)
 	if err != nil {
-		return nil, nil, &ValidationError{Rule: "not_wasm", Detail: "the binary does not parse or validate: " + err.Error(), Err: err}
+		return nil, nil, &ValidationError{Rule: "invalid", Detail: "the binary does not compile: " + err.Error(), Err: err}
 	}
 	if err := check(cm, info, unmetered); err != nil {
 		cm.Close(ctx)

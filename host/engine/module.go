@@ -54,6 +54,7 @@ type instance struct {
 	alloc api.Function
 	fns   map[Kind]api.Function
 	stdio *stdioWriter
+	sl    *sleeper
 	buf   []byte
 }
 
@@ -101,11 +102,21 @@ func (m *Module) instantiate(ctx context.Context, warm bool) (*instance, error) 
 	stdio := &stdioWriter{log: m.e.log, module: m.name + "@" + m.version, cap: m.e.o.StdioCapBytes}
 	lim := initLimits(m.limits)
 	deadline := time.Now().Add(lim.WallTime)
-	mod, err := m.e.rt.InstantiateModule(ctx, m.compiled, newModuleConfig(name, stdio))
-	if err != nil {
-		return nil, &ValidationError{Rule: "instantiate", Detail: "the module cannot be instantiated: " + err.Error(), Err: err}
+	sl := &sleeper{}
+	// The start section, if any, runs now: under the start-up limits.
+	ictx, icall := m.beginInstantiate(ctx, sl, lim.Fuel, deadline)
+	mod, err := m.e.rt.InstantiateModule(ictx, m.compiled, newModuleConfig(name, stdio, sl))
+	if _, err = icall.End(err); err != nil {
+		if mod != nil {
+			mod.Close(ctx)
+		}
+		detail := "the module cannot be instantiated: " + err.Error()
+		if errors.Is(err, meter.ErrFuelExhausted) || errors.Is(err, meter.ErrDeadlineExceeded) {
+			detail = fmt.Sprintf("the start function ran over the start-up limits (%d fuel, %v): %v", lim.Fuel, lim.WallTime, err)
+		}
+		return nil, &ValidationError{Rule: "instantiate", Detail: detail, Err: err}
 	}
-	inst := &instance{mod: mod, mem: mod.Memory(), alloc: mod.ExportedFunction("bw_alloc"), fns: map[Kind]api.Function{}, stdio: stdio}
+	inst := &instance{mod: mod, mem: mod.Memory(), alloc: mod.ExportedFunction("bw_alloc"), fns: map[Kind]api.Function{}, stdio: stdio, sl: sl}
 	for _, k := range m.info.Kinds {
 		inst.fns[k] = mod.ExportedFunction(k.Export())
 	}
@@ -114,7 +125,7 @@ func (m *Module) instantiate(ctx context.Context, warm bool) (*instance, error) 
 		return nil, &ValidationError{Rule: rule, Detail: err.Error(), Err: err}
 	}
 	if init := mod.ExportedFunction("_initialize"); init != nil {
-		cctx, call, err := m.begin(ctx, mod, lim.Fuel, deadline)
+		cctx, call, err := m.begin(ctx, inst, lim.Fuel, deadline)
 		if err != nil {
 			return fail("instrument", err)
 		}
@@ -123,7 +134,7 @@ func (m *Module) instantiate(ctx context.Context, warm bool) (*instance, error) 
 			return fail("initialize", fmt.Errorf("_initialize failed: %w", err))
 		}
 	}
-	cctx, call, err := m.begin(ctx, mod, lim.Fuel, deadline)
+	cctx, call, err := m.begin(ctx, inst, lim.Fuel, deadline)
 	if err != nil {
 		return fail("instrument", err)
 	}
@@ -153,7 +164,7 @@ func (m *Module) instantiate(ctx context.Context, warm bool) (*instance, error) 
 func (m *Module) warmUp(ctx context.Context, inst *instance, lim Limits, deadline time.Time) bool {
 	buf := SampleInput().MarshalABI(nil)
 	for _, k := range m.info.Kinds {
-		cctx, call, err := m.begin(ctx, inst.mod, lim.Fuel, deadline)
+		cctx, call, err := m.begin(ctx, inst, lim.Fuel, deadline)
 		if err != nil {
 			return false
 		}
@@ -212,10 +223,14 @@ func ForMessage(route, messageID string) CallOption {
 	return func(c *callState) { c.route, c.messageID = route, messageID }
 }
 
-// call runs kind on in under lim and returns the encoded output.
-func (m *Module) call(ctx context.Context, kind Kind, in *abi.Input, lim Limits) ([]byte, error) {
+// call runs kind on in under lim and decodes the output with decode. A
+// decoding failure is a bad_output breach, reported like any other.
+func (m *Module) call(ctx context.Context, kind Kind, in *abi.Input, lim Limits, decode func([]byte) error) error {
 	t0 := time.Now()
 	out, fuel, err := m.callInner(ctx, kind, in, lim)
+	if err == nil {
+		err = m.decode(kind, decode(out))
+	}
 	if m.e.o.OnCall != nil {
 		var be *BreachError
 		rep := CallReport{Module: m.name, Version: m.version, Kind: string(kind), Duration: time.Since(t0), Fuel: fuel, Err: err}
@@ -224,7 +239,7 @@ func (m *Module) call(ctx context.Context, kind Kind, in *abi.Input, lim Limits)
 		}
 		m.e.o.OnCall(rep)
 	}
-	return out, err
+	return err
 }
 
 func (m *Module) callInner(ctx context.Context, kind Kind, in *abi.Input, lim Limits) ([]byte, int64, error) {
@@ -248,7 +263,7 @@ func (m *Module) callInner(ctx context.Context, kind Kind, in *abi.Input, lim Li
 		deadline = dl
 	}
 	inst.buf = in.MarshalABI(inst.buf[:0])
-	cctx, call, err := m.begin(context.WithValue(ctx, callStateKey{}, &callState{route: in.Route, messageID: in.MessageID}), inst.mod, lim.Fuel, deadline)
+	cctx, call, err := m.begin(context.WithValue(ctx, callStateKey{}, &callState{route: in.Route, messageID: in.MessageID}), inst, lim.Fuel, deadline)
 	if err != nil {
 		m.discard(ctx, inst)
 		return nil, 0, err
@@ -269,7 +284,7 @@ func (m *Module) callInner(ctx context.Context, kind Kind, in *abi.Input, lim Li
 	}
 	used, err := call.End(callErr)
 	if err != nil {
-		return breach(m.classify(inst, lim, err), err)
+		return breach(m.classify(inst, call, lim, err), err)
 	}
 	packed := res[0]
 	outPtr, outLen := uint32(packed>>32), uint32(packed)
@@ -285,8 +300,15 @@ func (m *Module) callInner(ctx context.Context, kind Kind, in *abi.Input, lim Li
 	return out, used, nil
 }
 
-// classify names the breach behind a failed call.
-func (m *Module) classify(inst *instance, lim Limits, err error) BreachKind {
+// classify names the breach behind a failed call. A refused memory.grow
+// (recorded exactly by the instrumentation) comes first: a Go guest whose
+// allocation failed goes on to print "fatal error: out of memory" with a
+// stack trace, which can spend the fuel or the time before it exits, but
+// the memory limit is what it broke.
+func (m *Module) classify(inst *instance, call meterCall, lim Limits, err error) BreachKind {
+	if mc, ok := call.(*meter.Call); ok && mc.MemoryRefused() {
+		return BreachMemory
+	}
 	switch {
 	case errors.Is(err, meter.ErrFuelExhausted):
 		return BreachFuel
@@ -295,10 +317,12 @@ func (m *Module) classify(inst *instance, lim Limits, err error) BreachKind {
 	case inst.stdio.outOfMemory():
 		return BreachMemory
 	}
-	if size := uint64(inst.mem.Size()); lim.MemoryPages > 0 && size*4 >= uint64(lim.MemoryPages)*65536*3 {
-		// Trapped with its memory near the limit: most likely a refused
-		// grow (wazero cannot say; this is a heuristic).
-		return BreachMemory
+	if _, metered := call.(*meter.Call); !metered {
+		if size := uint64(inst.mem.Size()); lim.MemoryPages > 0 && size*4 >= uint64(lim.MemoryPages)*65536*3 {
+			// Unmetered (benchmarks only): no grow tracking, so a trap
+			// with the memory near the limit is taken for a refused grow.
+			return BreachMemory
+		}
 	}
 	return BreachTrap // unreachable, stack overflow, out-of-bounds access, proc_exit, a Go panic
 }
@@ -382,28 +406,19 @@ func (m *Module) Close(ctx context.Context) {
 // module's limits where set (MemoryPages is fixed at load).
 func (m *Module) Retry(ctx context.Context, in *abi.Input, lim Limits) (abi.RetryDecision, error) {
 	var d abi.RetryDecision
-	out, err := m.call(ctx, KindRetry, in, lim)
-	if err == nil {
-		err = m.decode(KindRetry, d.UnmarshalABI(out))
-	}
+	err := m.call(ctx, KindRetry, in, lim, d.UnmarshalABI)
 	return d, err
 }
 
 func (m *Module) Fallback(ctx context.Context, in *abi.Input, lim Limits) (abi.FallbackDecision, error) {
 	var d abi.FallbackDecision
-	out, err := m.call(ctx, KindFallback, in, lim)
-	if err == nil {
-		err = m.decode(KindFallback, d.UnmarshalABI(out))
-	}
+	err := m.call(ctx, KindFallback, in, lim, d.UnmarshalABI)
 	return d, err
 }
 
 func (m *Module) Stub(ctx context.Context, in *abi.Input, lim Limits) (abi.Stub, error) {
 	var s abi.Stub
-	out, err := m.call(ctx, KindStub, in, lim)
-	if err == nil {
-		err = m.decode(KindStub, s.UnmarshalABI(out))
-	}
+	err := m.call(ctx, KindStub, in, lim, s.UnmarshalABI)
 	return s, err
 }
 
@@ -429,13 +444,28 @@ type noMeter struct{}
 
 func (noMeter) End(err error) (int64, error) { return 0, err }
 
-func (m *Module) begin(ctx context.Context, mod api.Module, fuel int64, deadline time.Time) (context.Context, meterCall, error) {
+// begin arms a call on inst: metered, and its sleeps bounded by deadline.
+func (m *Module) begin(ctx context.Context, inst *instance, fuel int64, deadline time.Time) (context.Context, meterCall, error) {
 	if m.unmetered {
+		inst.sl.set(nil, deadline)
 		return ctx, noMeter{}, nil
 	}
-	cctx, c, err := meter.Begin(ctx, mod, fuel, deadline)
+	cctx, c, err := meter.Begin(ctx, inst.mod, fuel, deadline)
 	if err != nil {
 		return nil, nil, err
 	}
+	inst.sl.set(c, deadline)
 	return cctx, c, nil
+}
+
+// beginInstantiate arms the instantiation (the start section) of an
+// instance sleeping with sl.
+func (m *Module) beginInstantiate(ctx context.Context, sl *sleeper, fuel int64, deadline time.Time) (context.Context, meterCall) {
+	if m.unmetered {
+		sl.set(nil, deadline)
+		return ctx, noMeter{}
+	}
+	cctx, c := meter.BeginInstantiate(ctx, fuel, deadline)
+	sl.set(c, deadline)
+	return cctx, c
 }
