@@ -56,13 +56,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// baseConfig is prepended to every test's routes.
+// baseConfig is prepended to every test's routes (see baseYAML).
 const baseConfig = `
 nats:
-  embedded:
+%s  embedded:
     port: -1
     store_dir: %s
-http:
+%shttp:
   listen: 127.0.0.1:0
 log:
   level: debug
@@ -71,14 +71,39 @@ streams:
   duplicate_window: 1m
 `
 
+// baseYAML is baseConfig for storeDir, with the admin ops and usersYAML
+// (list items under nats.embedded.users) when usersYAML is not "".
+func baseYAML(storeDir, usersYAML string) string {
+	if usersYAML == "" {
+		return fmt.Sprintf(baseConfig, "", storeDir, "")
+	}
+	return fmt.Sprintf(baseConfig, "  user: "+adminUser+"\n  password: "+adminPassword+"\n", storeDir,
+		"    users:\n      - {user: "+adminUser+", password: "+adminPassword+", role: admin}\n"+usersYAML)
+}
+
 // newEnv starts a service with routesYAML (a "routes:" section). The
 // pipeline does not run until run is called, so a test can prepare the
 // streams first.
 func newEnv(t *testing.T, routesYAML string) *env {
 	t.Helper()
+	return newEnvAuth(t, "", routesYAML)
+}
+
+// admin is the operator identity of newEnvAuth's users.
+const adminUser, adminPassword = "ops", "ops-secret"
+
+// newEnvAuth is newEnv with embedded users (usersYAML, a list under
+// nats.embedded.users; "" for none). With users, the test's client is the
+// admin ops.
+func newEnvAuth(t *testing.T, usersYAML, routesYAML string) *env {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "breakwater.yaml")
-	yaml := fmt.Sprintf(baseConfig, filepath.Join(dir, "js")) + routesYAML
+	var clientOpts []nats.Option
+	if usersYAML != "" {
+		clientOpts = append(clientOpts, nats.UserInfo(adminUser, adminPassword), nats.CustomInboxPrefix("_INBOX."+adminUser))
+	}
+	yaml := baseYAML(filepath.Join(dir, "js"), usersYAML) + routesYAML
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +120,7 @@ func newEnv(t *testing.T, routesYAML string) *env {
 	}
 	e := &env{t: t, svc: svc, logs: logs, done: make(chan error, 1)}
 	t.Cleanup(e.stop)
-	e.connectClient(svc.NATSURL())
+	e.connectClient(svc.NATSURL(), clientOpts...)
 	return e
 }
 
@@ -103,11 +128,11 @@ func newEnv(t *testing.T, routesYAML string) *env {
 // outcome. Outcomes are read from the stream, as consumers should:
 // JetStream's de-duplication applies there (a core subscriber may see a
 // duplicate publish that the stream dropped).
-func (e *env) connectClient(url string) {
+func (e *env) connectClient(url string, opts ...nats.Option) {
 	t := e.t
 	t.Helper()
 	var err error
-	if e.nc, err = nats.Connect(url); err != nil {
+	if e.nc, err = nats.Connect(url, opts...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.nc.Close)

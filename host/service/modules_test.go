@@ -101,7 +101,7 @@ func TestUnknownModuleRefusesToStart(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "b.yaml")
 	up := newUpstream(t, always(200))
-	yaml := fmt.Sprintf(baseConfig, filepath.Join(dir, "js")) + moduleDir(t) + "routes:" + routeYAML("r", up.URL, "    modules:\n      retry:\n        name: nosuch\n")
+	yaml := baseYAML(filepath.Join(dir, "js"), "") + moduleDir(t) + "routes:" + routeYAML("r", up.URL, "    modules:\n      retry:\n        name: nosuch\n")
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -183,6 +183,18 @@ func TestHostileModulesStillReachAnOutcome(t *testing.T) {
 		}
 		if e.logLine(`"policy module failed; using the native policy"`, `"module":"`+f+`"`) == "" {
 			t.Errorf("%s: the breach was not logged", f)
+		}
+	}
+	// Every breach is counted, decoding failures (bad_output) included.
+	body := scrape(t, "http://"+e.svc.HTTPAddr()+"/metrics")
+	for _, want := range []string{
+		`breakwater_module_breaches_total{breach="bad_output",module="bad_output_encoding"`,
+		`breakwater_module_breaches_total{breach="bad_output",module="bad_output_bounds"`,
+		`breakwater_module_breaches_total{breach="fuel",module="infinite_loop"`,
+		`breakwater_module_breaches_total{breach="trap",module="trap"`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 }

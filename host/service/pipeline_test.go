@@ -31,11 +31,12 @@ type upstream struct {
 	*httptest.Server
 	mu    sync.Mutex
 	calls map[string]int
+	sizes map[string]int                // body size of the last call per id
 	fail  func(id string, call int) int // status to answer; 200 = success
 }
 
 func newUpstream(t *testing.T, fail func(id string, call int) int) *upstream {
-	u := &upstream{calls: map[string]int{}, fail: fail}
+	u := &upstream{calls: map[string]int{}, sizes: map[string]int{}, fail: fail}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		var p struct {
@@ -44,6 +45,7 @@ func newUpstream(t *testing.T, fail func(id string, call int) int) *upstream {
 		_ = json.Unmarshal(body, &p)
 		u.mu.Lock()
 		u.calls[p.ID]++
+		u.sizes[p.ID] = len(body)
 		n := u.calls[p.ID]
 		f := u.fail
 		u.mu.Unlock()
@@ -66,6 +68,12 @@ func (u *upstream) callsOf(id string) int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.calls[id]
+}
+
+func (u *upstream) lastBodyLen(id string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.sizes[id]
 }
 
 func always(status int) func(string, int) int { return func(string, int) int { return status } }
@@ -323,6 +331,11 @@ func TestClaimedOutcomeIsCompleted(t *testing.T) {
 	if n := up.callsOf("claimed-dead"); n > 1 {
 		t.Fatalf("target called %d times", n)
 	}
+	// Completing a claimed outcome is not a second outcome.
+	body := scrape(t, "http://"+e.svc.HTTPAddr()+"/metrics")
+	if strings.Contains(body, `breakwater_outcomes_total{outcome="dead",route="claims"}`) || !strings.Contains(body, `breakwater_outcomes_total{outcome="ok",route="claims"} 1`) {
+		t.Errorf("outcomes counted: %s", grepLines(body, "breakwater_outcomes_total"))
+	}
 	s, _ := e.js.Stream(ctx, topology.StreamIn)
 	info, _ := s.Info(ctx)
 	for i := 0; i < 200 && info.State.Msgs > 0; i++ {
@@ -486,4 +499,15 @@ func TestPublishBackPressure(t *testing.T) {
 	if line := e.logLine("publish"); strings.Contains(line, `"level":"ERROR"`) {
 		t.Errorf("publish errors under back-pressure: %s", line)
 	}
+}
+
+// grepLines returns the lines of s that contain fragment.
+func grepLines(s, fragment string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, fragment) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -133,16 +133,18 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		routes = append(routes, r)
 	}
 	if s.pipe, err = pipeline.New(ctx, pipeline.Options{
-		JS:       s.js,
-		AdminJS:  s.adminJS,
-		NC:       s.nc,
-		Replies:  s.links.replies,
-		Routes:   routes,
-		Logger:   log,
-		Switches: s.flags,
-		Observer: s.metrics,
-		AckWait:  cfg.Streams.AckWait,
-		Replicas: cfg.Streams.Replicas,
+		JS:                 s.js,
+		AdminJS:            s.adminJS,
+		NC:                 s.nc,
+		Replies:            s.links.replies,
+		Routes:             routes,
+		Logger:             log,
+		Switches:           s.flags,
+		Observer:           s.metrics,
+		AckWait:            cfg.Streams.AckWait,
+		InternalRetries:    cfg.Streams.InternalRetries,
+		InternalRetryDelay: cfg.Streams.InternalRetryDelay,
+		Replicas:           cfg.Streams.Replicas,
 	}); err != nil {
 		return nil, err
 	}
