@@ -106,6 +106,14 @@ type Streams struct {
 	// PublishMaxPending bounds outstanding asynchronous publishes; beyond it
 	// workers stall (back-pressure) instead of buffering without limit.
 	PublishMaxPending int `mapstructure:"publish_max_pending"`
+	// InternalRetries bounds redeliveries beyond a route's max_attempts:
+	// a message delivered max_attempts + internal_retries times is
+	// dead-lettered with the last failure as its reason, whatever keeps
+	// failing (an unavailable store, an outcome that cannot be published).
+	InternalRetries int `mapstructure:"internal_retries"`
+	// InternalRetryDelay is the wait before redelivering a message after an
+	// internal failure.
+	InternalRetryDelay time.Duration `mapstructure:"internal_retry_delay"`
 }
 
 // Modules configures where policy modules come from and how they run.

@@ -123,6 +123,12 @@ func (c *Config) Validate() error {
 	if c.Streams.DLQMaxAge < 0 {
 		bad("streams.dlq_max_age", "%v is negative: use a positive age, or 0 to keep dead letters forever", c.Streams.DLQMaxAge)
 	}
+	if c.Streams.InternalRetries < 1 {
+		bad("streams.internal_retries", "must be at least 1 (redeliveries allowed after internal failures)")
+	}
+	if c.Streams.InternalRetryDelay <= 0 {
+		bad("streams.internal_retry_delay", "must be positive")
+	}
 	if c.Streams.PublishMaxPending < 1 {
 		bad("streams.publish_max_pending", "must be at least 1")
 	}

@@ -139,8 +139,8 @@ func (p *Pipeline) outcomeMsg(ctx context.Context, j *job, route string, t *term
 	if err != nil {
 		return nil, err
 	}
-	if len(t.errs) > 2*internalRedeliveries {
-		t.errs = append(t.errs[:1:1], t.errs[len(t.errs)-2*internalRedeliveries:]...)
+	if keep := 64; len(t.errs) > keep {
+		t.errs = append(t.errs[:1:1], t.errs[len(t.errs)-keep+1:]...)
 	}
 	return p.buildOutcome(j, route, t, ref), nil
 }

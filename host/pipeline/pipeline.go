@@ -38,6 +38,9 @@ type Options struct {
 	Replicas      int
 	// UnroutedInterval is how often subjects no route serves are looked for.
 	UnroutedInterval time.Duration
+	// InternalRetries and InternalRetryDelay: see config streams.internal_retries.
+	InternalRetries    int
+	InternalRetryDelay time.Duration
 	// ShutdownGrace bounds how long in-flight messages may finish after Run's
 	// context ends; unfinished ones are redelivered after AckWait.
 	ShutdownGrace time.Duration
@@ -78,6 +81,12 @@ func New(ctx context.Context, o Options) (*Pipeline, error) {
 	}
 	if o.ShutdownGrace == 0 {
 		o.ShutdownGrace = 10 * time.Second
+	}
+	if o.InternalRetries <= 0 {
+		o.InternalRetries = 20
+	}
+	if o.InternalRetryDelay <= 0 {
+		o.InternalRetryDelay = time.Second
 	}
 	if o.MaxAckPending == 0 {
 		o.MaxAckPending = 65536
@@ -148,7 +157,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	for _, name := range p.routeNames() {
 		r := p.routes[name]
 		ropts := copts
-		ropts.MaxDeliver = int(hardBound(r.MaxAttempts)) + serverBackstop
+		ropts.MaxDeliver = int(p.hardBound(r.MaxAttempts)) + serverBackstop
 		cons, err := p.bindConsumer(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
 			return topology.EnsureRouteConsumer(ctx, p.adminJS, r.Name, ropts)
 		})
@@ -285,7 +294,7 @@ func (p *Pipeline) sweepUnrouted(ctx, work context.Context, workers *sync.WaitGr
 		if err == nil && len(subjects) > 0 && !slices.Equal(subjects, current) {
 			stop()
 			uopts := copts
-			uopts.MaxDeliver = int(hardBound(1)) + serverBackstop
+			uopts.MaxDeliver = int(p.hardBound(1)) + serverBackstop
 			cons, err := p.bindConsumer(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
 				return topology.EnsureUnroutedConsumer(ctx, p.adminJS, subjects, uopts)
 			})

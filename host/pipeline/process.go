@@ -19,17 +19,17 @@ import (
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
-// Bounds on deliveries. A message is dead-lettered once delivered more
-// than hardBound(max_attempts) times, whatever keeps failing; the server
-// stops delivering serverBackstop deliveries later, should even that fail.
-const (
-	internalRedeliveries = 20
-	serverBackstop       = 10
-)
+// serverBackstop: the server stops delivering a message this many
+// deliveries after the pipeline's hard bound, should even the dead letter
+// at the bound fail; the message then stays in BW_IN, undelivered.
+const serverBackstop = 10
 
 // hardBound is the most deliveries a message of a route with maxAttempts
-// gets before it is dead-lettered with the reason.
-func hardBound(maxAttempts uint32) uint32 { return maxAttempts + internalRedeliveries }
+// gets before it is dead-lettered with the reason (Options.InternalRetries
+// beyond max_attempts).
+func (p *Pipeline) hardBound(maxAttempts uint32) uint32 {
+	return maxAttempts + uint32(p.o.InternalRetries)
+}
 
 // maxErrorMessage bounds an attempt's error message (it travels in
 // headers, histories and dead letters).
@@ -119,7 +119,7 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 	j, err := newJob(msg)
 	if err != nil {
 		p.log.Error("cannot process message; it will be redelivered", slog.String("route", r.Name), slog.String("error", err.Error()))
-		_ = msg.NakWithDelay(time.Second)
+		_ = msg.NakWithDelay(p.o.InternalRetryDelay)
 		return
 	}
 	in := j.input(r)
@@ -128,7 +128,7 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 	var hist []abi.AttemptError
 	if j.attempt > 1 {
 		if hist, err = p.history.load(ctx, j.historyKey()); err != nil {
-			if j.attempt <= hardBound(r.MaxAttempts) {
+			if j.attempt <= p.hardBound(r.MaxAttempts) {
 				p.retryLater(j, r.Name, err)
 				return
 			}
@@ -138,8 +138,8 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 			p.obs.Redelivered(r.Name)
 		}
 	}
-	if j.attempt > hardBound(r.MaxAttempts) {
-		p.finishBounded(ctx, j, r.Name, hardBound(r.MaxAttempts), hist)
+	if j.attempt > p.hardBound(r.MaxAttempts) {
+		p.finishBounded(ctx, j, r.Name, p.hardBound(r.MaxAttempts), hist)
 		return
 	}
 
@@ -226,11 +226,11 @@ func (p *Pipeline) fallback(ctx context.Context, j *job, r *Route, in *abi.Input
 func (p *Pipeline) processUnrouted(ctx context.Context, msg jetstream.Msg) {
 	j, err := newJob(msg)
 	if err != nil {
-		_ = msg.NakWithDelay(time.Second)
+		_ = msg.NakWithDelay(p.o.InternalRetryDelay)
 		return
 	}
-	if j.attempt > hardBound(1) {
-		p.finishBounded(ctx, j, "", hardBound(1), nil)
+	if j.attempt > p.hardBound(1) {
+		p.finishBounded(ctx, j, "", p.hardBound(1), nil)
 		return
 	}
 	var ae abi.AttemptError
@@ -271,7 +271,7 @@ func (p *Pipeline) retryLater(j *job, route string, err error) {
 	if hist, herr := p.history.load(ctx, j.historyKey()); herr == nil {
 		_ = p.history.save(ctx, j.historyKey(), append(hist, attemptError(j.attempt, abi.ErrorInternal, 0, err.Error())))
 	}
-	_ = j.msg.NakWithDelay(time.Second)
+	_ = j.msg.NakWithDelay(p.o.InternalRetryDelay)
 }
 
 // callTarget makes one call to r's target under its kill switch and guards,
