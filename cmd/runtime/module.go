@@ -37,7 +37,7 @@ func validator(ctx context.Context, cfg *config.Config) (modulestore.Validator, 
 		for i, k := range info.Kinds {
 			kinds[i] = string(k)
 		}
-		return modulestore.Info{Kinds: kinds, ABIVersion: info.ABIVersion}, nil
+		return modulestore.Info{Kinds: kinds, ABIVersion: info.ABIVersion, Warnings: info.Warnings}, nil
 	}
 	return v, func() { _ = eng.Close(context.Background()) }, nil
 }
@@ -98,6 +98,9 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok: ABI v%d, kinds %s\n", args[0], info.ABIVersion, strings.Join(info.Kinds, ", "))
+			for _, w := range info.Warnings {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: warning: %s\n", args[0], w)
+			}
 			return nil
 		},
 	}

@@ -37,6 +37,9 @@ type Info struct {
 	Imports    []string
 	Size       int
 	SHA256     string
+	// Warnings are what a dry run found that the runtime corrects rather
+	// than refuses (stub headers in its namespaces, which it drops).
+	Warnings []string
 }
 
 // allowedWASI are the WASI preview 1 functions a module may import

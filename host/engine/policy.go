@@ -3,8 +3,11 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+	"github.com/breakwater-dev/breakwater/host/headers"
 )
 
 // Policy adapts a module to host/policy's Retry, Fallback and StubGenerator
@@ -62,7 +65,13 @@ func (e *Engine) DryRun(ctx context.Context, wasm []byte, lim Limits) (*Info, er
 		case KindFallback:
 			_, err = m.Fallback(ctx, in, Limits{})
 		case KindStub:
-			_, err = m.Stub(ctx, in, Limits{})
+			var s abi.Stub
+			s, err = m.Stub(ctx, in, Limits{})
+			for _, h := range slices.Sorted(maps.Keys(s.Headers)) {
+				if headers.Reserved(h) {
+					m.info.Warnings = append(m.info.Warnings, fmt.Sprintf("bw_stub sets header %q, in the Nats- or Bw- namespace that belongs to the runtime: it is dropped from every stub outcome", h))
+				}
+			}
 		}
 		if err != nil {
 			return nil, &ValidationError{Rule: "dry_run", Detail: fmt.Sprintf("%s on a sample input failed: %v", k.Export(), err), Err: err}

@@ -57,6 +57,8 @@ func (m *Meta) VersionString() string { return "v" + strconv.Itoa(m.Version) }
 type Info struct {
 	Kinds      []string
 	ABIVersion int
+	// Warnings are what validation corrected rather than refused.
+	Warnings []string
 }
 
 // Validator validates a module before it is stored (the engine's dry run).
