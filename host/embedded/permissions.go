@@ -1,8 +1,6 @@
 package embedded
 
 import (
-	"time"
-
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/breakwater-dev/breakwater/host/topology"
@@ -38,7 +36,7 @@ type PermissionOptions struct {
 // WorkerPermissions are the rights of the connection that processes
 // messages: pull and ack work on BW_IN, publish outcomes and dead letters,
 // read and write last-known-good values and attempt histories, read flags
-// and modules, serve bw.call requests and call NATS targets. It has no
+// and modules, receive bw.call requests and call NATS targets. It has no
 // JetStream admin rights (no stream create, update, purge or delete, no
 // consumer on BW_IN created or deleted) and cannot write flags or modules.
 func WorkerPermissions(o PermissionOptions) *server.Permissions {
@@ -96,14 +94,15 @@ func WorkerPermissions(o PermissionOptions) *server.Permissions {
 			o.InboxPrefix + ".>",
 			topology.CallPrefix + ">",
 		}},
-		// Sync replies go to the requester's reply subject.
-		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
+		// No allow_responses: it would let a requester point the worker's
+		// answer at any subject. Sync replies go out on the replies
+		// connection, inside the reply namespaces.
 	}
 }
 
 // RepliesPermissions are the rights of the connection that publishes
-// outcomes to producers' reply subjects (Bw-Reply-To): those namespaces
-// and nothing else, so a reply subject that got past validation still
+// outcomes to producers' reply subjects (Bw-Reply-To, and the reply
+// subjects of bw.call requests): those namespaces and nothing else, so a reply subject that got past validation still
 // cannot reach a stream, a bucket or the JetStream API.
 func RepliesPermissions(o PermissionOptions) *server.Permissions {
 	return &server.Permissions{

@@ -14,6 +14,7 @@ import (
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
 	"github.com/breakwater-dev/breakwater/host/headers"
+	"github.com/breakwater-dev/breakwater/host/internal/subject"
 	"github.com/breakwater-dev/breakwater/host/render"
 	"github.com/breakwater-dev/breakwater/host/target"
 	"github.com/breakwater-dev/breakwater/host/topology"
@@ -42,6 +43,14 @@ func (p *Pipeline) serveCalls(ctx, work context.Context, workers *sync.WaitGroup
 		sub, err := p.nc.QueueSubscribe(topology.Call(r.Name), CallQueue, func(msg *nats.Msg) {
 			if msg.Reply == "" {
 				p.log.Warn("sync call without a reply subject ignored; use request-reply (or publish to bw.in for async work)", slog.String("route", r.Name))
+				return
+			}
+			// The reply subject is the requester's choice: the same rules
+			// as Bw-Reply-To (and the replies connection may publish
+			// nowhere else).
+			if err := subject.CheckReply(msg.Reply, r.ReplySubjects); err != nil {
+				p.obs.ReplyRefused(r.Name)
+				p.log.Warn("sync call refused: its reply subject is not allowed", slog.String("route", r.Name), slog.String("error", err.Error()))
 				return
 			}
 			// The target gets a request while the route has a free slot;
@@ -229,7 +238,7 @@ func (p *Pipeline) reply(r *Route, msg *nats.Msg, id string, t terminal, start t
 	if t.status != 0 {
 		h.Set(headers.Status, strconv.Itoa(t.status))
 	}
-	if err := msg.RespondMsg(&nats.Msg{Header: h, Data: t.payload}); err != nil {
+	if err := p.replies.PublishMsg(&nats.Msg{Subject: msg.Reply, Header: h, Data: t.payload}); err != nil {
 		p.log.Warn("sync reply failed", slog.String("route", r.Name), slog.String("message_id", id), slog.String("error", err.Error()))
 	}
 	level := slog.LevelInfo

@@ -149,6 +149,18 @@ func TestAttackReplySubjects(t *testing.T) {
 			t.Errorf("other-%d: %d outcomes", i, c)
 		}
 	}
+	// The same subjects as the reply subject of a sync request: no answer
+	// is published there either.
+	waitUntil(t, "ready", func() bool { return get(t, "http://"+e.svc.HTTPAddr()+"/readyz") == http.StatusOK })
+	for _, reply := range evil[:5] {
+		if err := shop.nc.PublishRequest("bw.call.other", reply, []byte(`{"id":"sync"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A legitimate request still gets its answer, after the evil ones.
+	if res, err := shop.nc.Request("bw.call.other", []byte(`{"id":"sync-ok"}`), 10*time.Second); err != nil || res.Header.Get(headers.Outcome) != headers.OutcomeOK {
+		t.Fatalf("sync call after the evil ones: %v %v", res, err)
+	}
 	if dl, err := streamMsgs(t, e.js, topology.StreamDLQ); err != nil || dl != 0 {
 		t.Errorf("%s: %d dead letters (%v); want the stream intact and no forged dead letter", topology.StreamDLQ, dl, err)
 	}
@@ -160,8 +172,10 @@ func TestAttackReplySubjects(t *testing.T) {
 		t.Errorf("flag orders.enabled was written: %v", err)
 	}
 	body := scrape(t, "http://"+e.svc.HTTPAddr()+"/metrics")
-	if want := fmt.Sprintf(`breakwater_replies_refused_total{route="orders"} %d`, len(evil)); !strings.Contains(body, want) {
-		t.Errorf("metrics lack %s", want)
+	for _, want := range []string{fmt.Sprintf(`breakwater_replies_refused_total{route="orders"} %d`, len(evil)), `breakwater_replies_refused_total{route="other"} 5`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 	if line := e.logLine("reply refused", "$JS.API.STREAM.PURGE"); line == "" {
 		t.Error("no log line says the reply to the JetStream API was refused")
