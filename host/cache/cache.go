@@ -14,12 +14,16 @@ import (
 
 // Store reads and writes last-known-good values.
 type Store struct {
-	kv  jetstream.KeyValue
-	now func() time.Time
+	kv      jetstream.KeyValue
+	now     func() time.Time
+	timeout time.Duration
 }
 
-// New returns a Store on kv (the bw_cache bucket).
-func New(kv jetstream.KeyValue) *Store { return &Store{kv: kv, now: time.Now} }
+// New returns a Store on kv (the bw_cache bucket); every read and write
+// gives up after timeout.
+func New(kv jetstream.KeyValue, timeout time.Duration) *Store {
+	return &Store{kv: kv, now: time.Now, timeout: timeout}
+}
 
 // Entry is a cached value.
 type Entry struct {
@@ -29,6 +33,8 @@ type Entry struct {
 
 // Put stores value as the last-known-good answer of route for key.
 func (s *Store) Put(ctx context.Context, route, key string, value []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	if _, err := s.kv.Put(ctx, Key(route, key), value); err != nil {
 		return fmt.Errorf("cache put %s/%s: %w", route, key, err)
 	}
@@ -38,6 +44,8 @@ func (s *Store) Put(ctx context.Context, route, key string, value []byte) error 
 // Get returns the value of route for key if one is stored and no older
 // than ttl; ok is false otherwise.
 func (s *Store) Get(ctx context.Context, route, key string, ttl time.Duration) (e Entry, ok bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	kve, err := s.kv.Get(ctx, Key(route, key))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Entry{}, false, nil

@@ -101,11 +101,17 @@ type Streams struct {
 	// DLQMaxAge is how long dead letters stay on bw.dlq.> (0: forever).
 	DLQMaxAge time.Duration `mapstructure:"dlq_max_age"`
 	// AckWait is how long a delivered message may stay unacknowledged before
-	// JetStream redelivers it (a crashed worker's messages come back after it).
+	// JetStream redelivers it (a crashed worker's messages come back after
+	// it). While a delivery is being worked on, the runtime reports progress
+	// every third of it, so it can be short.
 	AckWait time.Duration `mapstructure:"ack_wait"`
 	// PublishMaxPending bounds outstanding asynchronous publishes; beyond it
 	// workers stall (back-pressure) instead of buffering without limit.
 	PublishMaxPending int `mapstructure:"publish_max_pending"`
+	// BrokerTimeout bounds every wait on the broker while processing: a
+	// publish's ack, a KV read or write. After a failover a lost ack is
+	// given up after it, and the message goes back to JetStream.
+	BrokerTimeout time.Duration `mapstructure:"broker_timeout"`
 	// InternalRetries bounds redeliveries beyond a route's max_attempts:
 	// a message delivered max_attempts + internal_retries times is
 	// dead-lettered with the last failure as its reason, whatever keeps

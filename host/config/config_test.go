@@ -45,7 +45,7 @@ func TestLoadDefaults(t *testing.T) {
 		r.Cache.TTL != config.DefaultCacheTTL || r.Target.Name != "orders" || r.Backoff != config.DefaultBackoff {
 		t.Errorf("defaults not applied: %+v", r)
 	}
-	if cfg.NATS.Embedded.StoreDir == "" || cfg.HTTP.Listen != "127.0.0.1:8480" || cfg.Streams.AckWait != 30*time.Second {
+	if cfg.NATS.Embedded.StoreDir == "" || cfg.HTTP.Listen != "127.0.0.1:8480" || cfg.Streams.AckWait != 10*time.Second {
 		t.Errorf("global defaults not applied: %+v", cfg)
 	}
 }
@@ -116,6 +116,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad user name", "nats:\n  user: a\n  password: b\n  embedded:\n    users:\n      - {user: a, password: b, role: admin}\n      - {user: 'p.x', password: q, role: producer}\n" + validRoutes, []string{"users[1].user", "p.x"}},
 		{"inbox prefix in producers' space", "nats:\n  inbox_prefix: _INBOX.bw\n" + validRoutes, []string{"nats.inbox_prefix", "_INBOX"}},
 		{"worker credentials half set", "nats:\n  url: nats://127.0.0.1:4222\n  worker:\n    user: w\n" + validRoutes, []string{"nats.worker", "both"}},
+		{"bad trusted key", "modules:\n  trusted_keys: [nope]\n" + validRoutes, []string{"modules.trusted_keys[0]", "nkey"}},
 		{"bad connect timeout", "nats:\n  connect_timeout: -1s\n" + validRoutes, []string{"nats.connect_timeout"}},
 	}
 	for _, tc := range tests {

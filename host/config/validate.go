@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/nats-io/nkeys"
+
 	"github.com/breakwater-dev/breakwater/host/headers"
 	"github.com/breakwater-dev/breakwater/host/internal/subject"
 )
@@ -134,6 +136,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Modules.PoolSize < 1 {
 		bad("modules.pool_size", "must be at least 1")
+	}
+	for i, k := range c.Modules.TrustedKeys {
+		if !nkeys.IsValidPublicUserKey(k) {
+			bad(fmt.Sprintf("modules.trusted_keys[%d]", i), "%.20q is not an nkey user public key (U…, as printed by `runtime module keygen`)", k)
+		}
 	}
 	checkLimits := func(f string, l Limits, inherit bool) {
 		if l.Fuel == 0 && !inherit {

@@ -44,20 +44,24 @@ func (p *Pipeline) finish(ctx context.Context, j *job, route string, t terminal)
 	if route == "" {
 		route = j.token
 	}
+	// On a failure below, the outcome reached is kept for the next
+	// delivery (retryLater), which publishes it rather than call again.
 	out, err := p.outcomeMsg(ctx, j, route, &t)
 	if err != nil {
-		p.retryLater(j, route, err)
+		p.retryLater(j, route, err, &t)
 		return
 	}
 	ack, err := p.publish(ctx, out)
 	if err != nil {
-		p.retryLater(j, route, fmt.Errorf("publishing outcome: %w", err))
+		p.retryLater(j, route, fmt.Errorf("publishing outcome: %w", err), &t)
 		return
 	}
 	if ack.Duplicate {
-		claimed, err := p.outs.GetMsg(ctx, ack.Sequence)
+		gctx, cancel := context.WithTimeout(ctx, p.o.BrokerTimeout)
+		claimed, err := p.outs.GetMsg(gctx, ack.Sequence)
+		cancel()
 		if err != nil {
-			p.retryLater(j, route, fmt.Errorf("reading claimed outcome %d: %w", ack.Sequence, err))
+			p.retryLater(j, route, fmt.Errorf("reading claimed outcome %d: %w", ack.Sequence, err), &t)
 			return
 		}
 		p.log.Info("outcome already published by an earlier delivery; completing it", slog.String("route", route),
@@ -68,7 +72,7 @@ func (p *Pipeline) finish(ctx context.Context, j *job, route string, t terminal)
 	if t.outcome == headers.OutcomeDead {
 		dl := &nats.Msg{Subject: topology.DLQ(route), Header: out.Header, Data: out.Data}
 		if _, err := p.publish(ctx, dl); err != nil {
-			p.retryLater(j, route, fmt.Errorf("publishing dead letter: %w", err))
+			p.retryLater(j, route, fmt.Errorf("publishing dead letter: %w", err), &t)
 			return
 		}
 	}
@@ -127,7 +131,7 @@ func (p *Pipeline) outcomeMsg(ctx context.Context, j *job, route string, t *term
 		return msg, nil
 	}
 	if t.outcome != headers.OutcomeDead {
-		t.errs = append(t.errs, attemptError(j.attempt, abi.ErrorResultTooLarge, 0,
+		t.errs = append(t.errs, attemptError(t.attempts, abi.ErrorResultTooLarge, 0,
 			fmt.Sprintf("the %s outcome is %d bytes, more than the server's max_payload (%d)", t.outcome, msgSize(msg), p.maxPayload)))
 		t.outcome, t.payload, t.stubHeaders = headers.OutcomeDead, nil, nil
 		t.reason = strings.TrimPrefix(t.reason+"; outcome too large", "; ")
@@ -225,10 +229,24 @@ func (p *Pipeline) buildOutcome(j *job, route string, t *terminal, original *dea
 	return msg
 }
 
-// publish publishes msg to JetStream and waits for its ack. When too many
-// publishes are outstanding it waits and tries again: the consumer slows
-// down (its slots stay taken) rather than dropping or forgetting a result.
+// publish publishes msg to JetStream and waits for its ack, at most
+// BrokerTimeout: after a failover a PubAck can be lost, and a worker must
+// not wait for it forever (the message goes back to JetStream instead, and
+// its slot is freed). When too many publishes are outstanding it waits and
+// tries again: the consumer slows down (its slots stay taken) rather than
+// dropping or forgetting a result. The outcome is recorded for readiness.
 func (p *Pipeline) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	ack, err := p.publishOnce(ctx, msg)
+	if err != nil {
+		e := fmt.Sprintf("%s: %v", msg.Subject, err)
+		p.publishErr.Store(&e)
+		return nil, err
+	}
+	p.publishErr.Store(nil)
+	return ack, nil
+}
+
+func (p *Pipeline) publishOnce(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	const maxStalls = 600 // with the stall wait below: about a minute of back-pressure before giving up to a redelivery
 	for range maxStalls {
 		f, err := p.js.PublishMsgAsync(msg, jetstream.WithStallWait(100*time.Millisecond))
@@ -238,23 +256,27 @@ func (p *Pipeline) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAc
 		if err != nil {
 			return nil, err
 		}
+		timer := time.NewTimer(p.o.BrokerTimeout)
+		defer timer.Stop()
 		select {
 		case ack := <-f.Ok():
 			return ack, nil
 		case err := <-f.Err():
 			return nil, err
+		case <-timer.C:
+			return nil, fmt.Errorf("no ack within %v (streams.broker_timeout)", p.o.BrokerTimeout)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
-	return nil, fmt.Errorf("publish to %s: %w after %d stalls", msg.Subject, jetstream.ErrTooManyStalledMsgs, maxStalls)
+	return nil, fmt.Errorf("%w after %d stalls", jetstream.ErrTooManyStalledMsgs, maxStalls)
 }
 
 func (p *Pipeline) logOutcome(j *job, route string, t terminal) {
 	attrs := []slog.Attr{
 		slog.String("route", route),
 		slog.String("message_id", j.id),
-		slog.Uint64("attempt", uint64(j.attempt)),
+		slog.Uint64("delivery", uint64(j.delivery)),
 		slog.Uint64("attempts", uint64(t.attempts)),
 		slog.String("outcome", t.outcome),
 		slog.Float64("duration_ms", ms(time.Since(j.start))),

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -38,6 +37,12 @@ type Options struct {
 	Replicas      int
 	// UnroutedInterval is how often subjects no route serves are looked for.
 	UnroutedInterval time.Duration
+	// BrokerTimeout bounds every wait on the broker: a publish's ack, a KV
+	// read or write.
+	BrokerTimeout time.Duration
+	// DuplicateWindow is the streams' de-duplication window: a result kept
+	// for a redelivery is published only within it.
+	DuplicateWindow time.Duration
 	// InternalRetries and InternalRetryDelay: see config streams.internal_retries.
 	InternalRetries    int
 	InternalRetryDelay time.Duration
@@ -62,9 +67,9 @@ type Pipeline struct {
 
 	maxPayload int // the server's max_payload: no outcome is larger
 
-	running   atomic.Int32 // consumers running
-	wanted    int32
-	syncReady atomic.Bool // bw.call subscriptions in place
+	pulls      map[string]*pullState  // by route
+	publishErr atomic.Pointer[string] // the last outcome publish's error, nil after a success
+	syncReady  atomic.Bool            // bw.call subscriptions in place
 }
 
 // New opens the buckets and streams the pipeline uses (topology.Ensure must
@@ -81,6 +86,12 @@ func New(ctx context.Context, o Options) (*Pipeline, error) {
 	}
 	if o.ShutdownGrace == 0 {
 		o.ShutdownGrace = 10 * time.Second
+	}
+	if o.BrokerTimeout <= 0 {
+		o.BrokerTimeout = 5 * time.Second
+	}
+	if o.DuplicateWindow <= 0 {
+		o.DuplicateWindow = 2 * time.Minute
 	}
 	if o.InternalRetries <= 0 {
 		o.InternalRetries = 20
@@ -102,17 +113,20 @@ func New(ctx context.Context, o Options) (*Pipeline, error) {
 	for _, r := range o.Routes {
 		p.routes[r.Name] = r
 	}
-	p.wanted = int32(len(p.routes))
+	p.pulls = make(map[string]*pullState, len(p.routes))
+	for n := range p.routes {
+		p.pulls[n] = &pullState{since: time.Now(), lastErr: "not started"}
+	}
 	cacheKV, err := o.JS.KeyValue(ctx, topology.BucketCache)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: bucket %s: %w", topology.BucketCache, err)
 	}
-	p.cache = cache.New(cacheKV)
+	p.cache = cache.New(cacheKV, o.BrokerTimeout)
 	attemptsKV, err := o.JS.KeyValue(ctx, topology.BucketAttempts)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: bucket %s: %w", topology.BucketAttempts, err)
 	}
-	p.history = history{kv: attemptsKV}
+	p.history = history{kv: attemptsKV, timeout: o.BrokerTimeout}
 	if p.outs, err = o.JS.Stream(ctx, topology.StreamOut); err != nil {
 		return nil, fmt.Errorf("pipeline: stream %s: %w", topology.StreamOut, err)
 	}
@@ -134,12 +148,41 @@ func (p *Pipeline) routeNames() []string {
 // Route returns the route named name, or nil.
 func (p *Pipeline) Route(name string) *Route { return p.routes[name] }
 
-// Ready reports nil once every route consumes.
-func (p *Pipeline) Ready() error {
-	if n := p.running.Load(); n < p.wanted {
-		return fmt.Errorf("pipeline: %d of %d route consumers running", n, len(p.routes))
+// Health is what the pipeline reports for readiness: each route's
+// consumer, the last outcome publish, and the sync path.
+type Health struct {
+	Routes map[string]RouteHealth `json:"routes"`
+	// PublishError is the last outcome publish's error ("" when it
+	// succeeded, or none was made).
+	PublishError string `json:"publish_error,omitempty"`
+	SyncReady    bool   `json:"sync_ready"`
+}
+
+// Health reports the routes' consumers, the last publish and the sync path.
+func (p *Pipeline) Health() Health {
+	h := Health{Routes: make(map[string]RouteHealth, len(p.routes)), SyncReady: p.syncReady.Load()}
+	for name, st := range p.pulls {
+		h.Routes[name] = st.health()
 	}
-	if !p.syncReady.Load() {
+	if e := p.publishErr.Load(); e != nil {
+		h.PublishError = *e
+	}
+	return h
+}
+
+// Ready reports nil when every route consumes, the last outcome publish
+// succeeded, and the sync path is subscribed.
+func (p *Pipeline) Ready() error {
+	h := p.Health()
+	for _, name := range p.routeNames() {
+		if r := h.Routes[name]; !r.Consuming {
+			return fmt.Errorf("pipeline: route %q not consuming: %s", name, r.LastError)
+		}
+	}
+	if h.PublishError != "" {
+		return fmt.Errorf("pipeline: the last outcome publish failed: %s", h.PublishError)
+	}
+	if !h.SyncReady {
 		return fmt.Errorf("pipeline: sync path (bw.call subscriptions) not ready")
 	}
 	return nil
@@ -158,16 +201,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		r := p.routes[name]
 		ropts := copts
 		ropts.MaxDeliver = int(p.hardBound(r.MaxAttempts)) + serverBackstop
-		cons, err := p.bindConsumer(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
-			return topology.EnsureRouteConsumer(ctx, p.adminJS, r.Name, ropts)
-		})
-		if err != nil {
-			return err
+		bind := func(ctx context.Context) (jetstream.Consumer, error) {
+			return p.bindConsumer(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+				return topology.EnsureRouteConsumer(ctx, p.adminJS, r.Name, ropts)
+			})
 		}
 		consumers.Add(1)
 		go func() {
 			defer consumers.Done()
-			p.consume(ctx, work, &workers, cons, r.Concurrency, true, func(ctx context.Context, m jetstream.Msg) { p.process(ctx, r, m) })
+			p.consume(ctx, work, &workers, topology.RouteConsumer(r.Name), p.pulls[r.Name], bind, r.Concurrency, func(ctx context.Context, m jetstream.Msg) { p.process(ctx, r, m) })
 		}()
 	}
 	consumers.Add(1)
@@ -196,54 +238,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		<-done
 	}
 	return nil
-}
-
-// consume pulls messages from cons and processes up to concurrency at once.
-// The slot is taken before the next message is pulled, so a slow target
-// holds back only its own route's consumer.
-func (p *Pipeline) consume(ctx, work context.Context, workers *sync.WaitGroup, cons jetstream.Consumer, concurrency int, counted bool, handle func(context.Context, jetstream.Msg)) {
-	name := cons.CachedInfo().Name
-	it, err := cons.Messages(jetstream.PullMaxMessages(concurrency))
-	if err != nil {
-		p.log.Error("consumer cannot start", slog.String("consumer", name), slog.String("error", err.Error()))
-		return
-	}
-	if counted {
-		p.running.Add(1)
-		defer p.running.Add(-1)
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	defer it.Stop()
-	slots := make(chan struct{}, concurrency)
-	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		msg, err := it.Next()
-		if err != nil {
-			<-slots
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return
-			}
-			p.log.Warn("consumer: pull failed; retrying", slog.String("consumer", name), slog.String("error", err.Error()))
-			select {
-			case <-time.After(250 * time.Millisecond):
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			defer func() { <-slots }()
-			defer p.recoverPanic(msg)
-			handle(work, msg)
-		}()
-	}
 }
 
 // bindConsumer creates or updates a consumer on the admin connection, then
@@ -295,9 +289,14 @@ func (p *Pipeline) sweepUnrouted(ctx, work context.Context, workers *sync.WaitGr
 			stop()
 			uopts := copts
 			uopts.MaxDeliver = int(p.hardBound(1)) + serverBackstop
-			cons, err := p.bindConsumer(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
-				return topology.EnsureUnroutedConsumer(ctx, p.adminJS, subjects, uopts)
-			})
+			bind := func(ctx context.Context) (jetstream.Consumer, error) {
+				return p.bindConsumer(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+					return topology.EnsureUnroutedConsumer(ctx, p.adminJS, subjects, uopts)
+				})
+			}
+			bctx, cancel := context.WithTimeout(ctx, bindTimeout)
+			_, err := bind(bctx)
+			cancel()
 			if err != nil {
 				p.log.Warn("unrouted consumer", slog.String("error", err.Error()))
 			} else {
@@ -307,7 +306,7 @@ func (p *Pipeline) sweepUnrouted(ctx, work context.Context, workers *sync.WaitGr
 				stopConsumer, consumerDone = cancel, make(chan struct{})
 				go func() {
 					defer close(consumerDone)
-					p.consume(cctx, work, workers, cons, 16, false, p.processUnrouted)
+					p.consume(cctx, work, workers, topology.UnroutedConsumer, &pullState{}, bind, 16, p.processUnrouted)
 				}()
 			}
 		}

@@ -52,7 +52,7 @@ type job struct {
 	token     string
 	seq       uint64 // sequence in BW_IN: the message's identity
 	id        string // the producer's Nats-Msg-Id, else the sequence
-	attempt   uint32 // delivery number, 1-based
+	delivery  uint32 // delivery number, 1-based (not the attempt: see process)
 	firstSeen time.Time
 	start     time.Time
 }
@@ -70,7 +70,7 @@ func newJob(msg jetstream.Msg) (*job, error) {
 		msg:       msg,
 		token:     token,
 		seq:       meta.Sequence.Stream,
-		attempt:   uint32(meta.NumDelivered),
+		delivery:  uint32(meta.NumDelivered),
 		firstSeen: meta.Timestamp,
 		start:     time.Now(),
 	}
@@ -90,7 +90,7 @@ func (j *job) input(r *Route) *abi.Input {
 		Route:       r.Name,
 		Subject:     j.msg.Subject(),
 		MessageID:   j.id,
-		Attempt:     j.attempt,
+		Attempt:     j.delivery,
 		MaxAttempts: r.MaxAttempts,
 		ElapsedMs:   time.Since(j.firstSeen).Milliseconds(),
 		Headers:     flatten(j.msg.Headers()),
@@ -113,6 +113,12 @@ func flatten(h map[string][]string) map[string]string {
 
 // process handles one delivery of a route's message through to a retry
 // (NakWithDelay) or a terminal outcome (ack).
+//
+// Attempts are calls to the target recorded in the message's history, not
+// deliveries: a delivery lost to an internal failure (an outcome that could
+// not be published, an unavailable bucket, a lost ack, a crash) uses up
+// none of max_attempts. Such deliveries are bounded separately, by
+// streams.internal_retries.
 func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 	p.obs.InFlight(r.Name, 1)
 	defer p.obs.InFlight(r.Name, -1)
@@ -122,46 +128,59 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(p.o.InternalRetryDelay)
 		return
 	}
+	defer p.keepAlive(msg)()
 	in := j.input(r)
 	m := &render.Message{Route: r.Name, Subject: msg.Subject(), MessageID: j.id, Headers: msg.Headers(), Payload: msg.Data()}
 
-	var hist []abi.AttemptError
-	if j.attempt > 1 {
-		if hist, err = p.history.load(ctx, j.historyKey()); err != nil {
-			if j.attempt <= p.hardBound(r.MaxAttempts) {
-				p.retryLater(j, r.Name, err)
+	var rec record
+	if j.delivery > 1 {
+		if rec, err = p.history.load(ctx, j.historyKey()); err != nil {
+			if j.delivery <= p.hardBound(r.MaxAttempts) {
+				p.retryLater(j, r.Name, err, nil)
 				return
 			}
-			hist = []abi.AttemptError{attemptError(j.attempt, abi.ErrorInternal, 0, err.Error())}
+			rec.Errors = []abi.AttemptError{attemptError(0, abi.ErrorInternal, 0, err.Error())}
 		}
-		if len(hist) < int(j.attempt)-1 {
+		if len(rec.Errors) < int(j.delivery)-1 {
 			p.obs.Redelivered(r.Name)
 		}
 	}
-	if j.attempt > p.hardBound(r.MaxAttempts) {
+	hist := rec.Errors
+	if res := rec.Result; res != nil && time.Since(res.SavedAt) < p.o.DuplicateWindow {
+		// An earlier delivery reached this outcome and could not publish
+		// it: publish it now rather than call the target again. Within the
+		// duplicate window a publish that did reach the stream is seen as
+		// a duplicate, so the outcome stays one.
+		p.log.Info("publishing the outcome an earlier delivery reached", slog.String("route", r.Name), slog.String("message_id", j.id),
+			slog.Uint64("delivery", uint64(j.delivery)), slog.String("outcome", res.Outcome))
+		p.finish(ctx, j, r.Name, res.terminal())
+		return
+	}
+	if j.delivery > p.hardBound(r.MaxAttempts) {
 		p.finishBounded(ctx, j, r.Name, p.hardBound(r.MaxAttempts), hist)
 		return
 	}
+	attempt := targetCalls(hist) + 1
+	in.Attempt = attempt
 
 	var key string
 	if r.CacheKey != nil {
 		if key, err = r.CacheKey.Execute(m); err != nil {
-			ae := attemptError(j.attempt, abi.ErrorBadInput, 0, err.Error())
-			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeDead, errs: append(hist, ae), attempts: 0, cleanHistory: j.attempt > 1,
+			ae := attemptError(attempt, abi.ErrorBadInput, 0, err.Error())
+			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeDead, errs: append(hist, ae), attempts: 0, cleanHistory: j.delivery > 1,
 				reason: "bad input: the message cannot be processed as published; fix the producer, then replay"})
 			return
 		}
 	}
 
 	var reason string
-	if j.attempt > r.MaxAttempts {
-		// Delivered more often than allowed without a decision to retry
-		// (crashes or ack timeouts): do not call the target again.
-		ae := attemptError(j.attempt, abi.ErrorInternal, 0,
-			fmt.Sprintf("delivered %d times without an outcome (crashes or ack timeouts); max_attempts is %d", j.attempt, r.MaxAttempts))
-		hist = append(hist, ae)
-		in.Error = ae
-		reason = "attempts exhausted by redeliveries"
+	if attempt > r.MaxAttempts {
+		// Every attempt was made and failed, but no outcome was recorded
+		// (the fallback's failed): do not call the target again.
+		reason = "attempts exhausted"
+		if len(hist) > 0 {
+			in.Error = hist[len(hist)-1]
+		}
 	} else {
 		callCtx, cancel := context.WithTimeout(ctx, r.Timeout)
 		resp, te := p.callTarget(callCtx, r, m, in)
@@ -172,48 +191,65 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 					p.log.Warn("storing last-known-good value failed", slog.String("route", r.Name), slog.String("message_id", j.id), slog.String("error", err.Error()))
 				}
 			}
-			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeOK, payload: resp.Body, attempts: j.attempt, cleanHistory: j.attempt > 1})
+			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeOK, payload: resp.Body, attempts: attempt, cleanHistory: j.delivery > 1})
 			return
 		}
-		ae := attemptError(j.attempt, te.Kind, te.Status, te.Message)
+		ae := attemptError(attempt, te.Kind, te.Status, te.Message)
 		hist = append(hist, ae)
 		in.Error = ae
 		switch te.Kind {
 		case abi.ErrorBadInput:
-			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeDead, errs: hist, attempts: j.attempt, cleanHistory: true,
+			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeDead, errs: hist, attempts: attempt, cleanHistory: true,
 				reason: "bad input: the message cannot be processed as published; fix the producer, then replay"})
 			return
 		case abi.ErrorResultTooLarge:
 			// Asking again would not make the answer smaller.
-			p.fallback(ctx, j, r, in, key, hist, "the target's answer is too large for an outcome; not retried")
+			p.fallback(ctx, j, r, in, key, hist, attempt, "the target's answer is too large for an outcome; not retried")
 			return
 		}
 		d := p.decideRetry(ctx, r, in)
 		if d.Retry {
-			if err := p.history.save(ctx, j.historyKey(), hist); err != nil {
+			if err := p.history.save(ctx, j.historyKey(), record{Errors: hist}); err != nil {
 				p.log.Warn("saving attempt history failed; the dead letter may miss this attempt", slog.String("route", r.Name), slog.String("message_id", j.id), slog.String("error", err.Error()))
 			}
 			delay := time.Duration(d.DelayMs) * time.Millisecond
 			if err := msg.NakWithDelay(delay); err != nil {
-				p.log.Warn("scheduling retry failed; JetStream redelivers after ack wait", slog.String("route", r.Name), slog.String("message_id", j.id), slog.String("error", err.Error()))
+				p.log.Warn("scheduling the retry failed; JetStream redelivers the message after the ack wait", slog.String("route", r.Name), slog.String("message_id", j.id),
+					slog.Duration("ack_wait", p.o.AckWait), slog.String("error", err.Error()))
 			}
-			p.obs.Retry(r.Name, j.attempt, delay)
-			p.log.Info("retry scheduled", slog.String("route", r.Name), slog.String("message_id", j.id), slog.Uint64("attempt", uint64(j.attempt)),
+			p.obs.Retry(r.Name, attempt, delay)
+			p.log.Info("retry scheduled", slog.String("route", r.Name), slog.String("message_id", j.id), slog.Uint64("attempt", uint64(attempt)),
 				slog.String("outcome", "retry"), slog.Float64("delay_ms", ms(delay)), slog.String("error_kind", string(te.Kind)), slog.String("error", te.Message), slog.String("reason", d.Reason))
 			return
 		}
 		reason = d.Reason
 	}
-	p.fallback(ctx, j, r, in, key, hist, reason)
+	p.fallback(ctx, j, r, in, key, hist, min(attempt, r.MaxAttempts), reason)
+}
+
+// keepAlive tells JetStream, every third of the ack wait, that the message
+// is still being worked on (a slow target, a policy decision), so the ack
+// wait can stay short: a delivery lost to a crash or a lost ack comes back
+// after it, not after the longest call. It returns the function that stops.
+func (p *Pipeline) keepAlive(msg jetstream.Msg) (stop func()) {
+	every := p.o.AckWait / 3
+	if every <= 0 {
+		return func() {}
+	}
+	var t *time.Timer
+	t = time.AfterFunc(every, func() {
+		_ = msg.InProgress()
+		t.Reset(every)
+	})
+	return func() { t.Stop() }
 }
 
 // fallback serves a message that will not be retried: cached value, stub,
 // or dead letter, as the fallback policy chooses.
-func (p *Pipeline) fallback(ctx context.Context, j *job, r *Route, in *abi.Input, key string, hist []abi.AttemptError, reason string) {
-	attempts := min(j.attempt, r.MaxAttempts)
+func (p *Pipeline) fallback(ctx context.Context, j *job, r *Route, in *abi.Input, key string, hist []abi.AttemptError, attempts uint32, reason string) {
 	t := terminal{errs: hist, attempts: attempts, reason: reason, cleanHistory: true}
 	if err := p.serveFallback(ctx, r, in, key, &t); err != nil {
-		p.retryLater(j, r.Name, err)
+		p.retryLater(j, r.Name, err, nil)
 		return
 	}
 	if t.outcome == "" {
@@ -229,16 +265,16 @@ func (p *Pipeline) processUnrouted(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(p.o.InternalRetryDelay)
 		return
 	}
-	if j.attempt > p.hardBound(1) {
+	if j.delivery > p.hardBound(1) {
 		p.finishBounded(ctx, j, "", p.hardBound(1), nil)
 		return
 	}
 	var ae abi.AttemptError
 	if j.token == topology.InvalidToken {
-		ae = attemptError(j.attempt, abi.ErrorUnknownRoute, 0,
+		ae = attemptError(j.delivery, abi.ErrorUnknownRoute, 0,
 			fmt.Sprintf("no route can serve subject %.80q (%d bytes): after bw.in. a subject must be one route name of at most %d letters, digits, '-' or '_'; fix the producer", msg.Subject(), len(msg.Subject()), subject.MaxToken))
 	} else {
-		ae = attemptError(j.attempt, abi.ErrorUnknownRoute, 0,
+		ae = attemptError(j.delivery, abi.ErrorUnknownRoute, 0,
 			fmt.Sprintf("no route serves %s: add a route named %q to the config (or publish to bw.in.<route> of a configured route), then `runtime dlq replay %s`", msg.Subject(), j.token, j.token))
 	}
 	p.finish(ctx, j, "", terminal{outcome: headers.OutcomeDead, errs: []abi.AttemptError{ae}, reason: "unknown route"})
@@ -253,25 +289,43 @@ func (p *Pipeline) finishBounded(ctx context.Context, j *job, route string, boun
 		l := hist[len(hist)-1]
 		last = fmt.Sprintf("%s: %s", l.Kind, l.Message)
 	}
-	ae := attemptError(j.attempt, abi.ErrorInternal, 0,
-		fmt.Sprintf("delivered %d times, more than the hard bound of %d deliveries; the last failure: %s", j.attempt, bound, last))
-	p.finish(ctx, j, route, terminal{outcome: headers.OutcomeDead, errs: append(hist, ae), cleanHistory: true,
+	ae := attemptError(targetCalls(hist), abi.ErrorInternal, 0,
+		fmt.Sprintf("delivered %d times, more than the hard bound of %d deliveries (max_attempts + streams.internal_retries); the last failure: %s", j.delivery, bound, last))
+	p.finish(ctx, j, route, terminal{outcome: headers.OutcomeDead, errs: append(hist, ae), attempts: targetCalls(hist), cleanHistory: true,
 		reason: "delivery bound reached: " + last})
 }
 
 // retryLater puts a message back after an internal failure (KV unavailable,
-// say): nothing is decided, nothing is lost. The failure is added to the
-// message's history (best effort), so that a dead letter at the delivery
-// bound names it.
-func (p *Pipeline) retryLater(j *job, route string, err error) {
-	p.log.Warn("internal failure; message will be redelivered", slog.String("route", route), slog.String("message_id", j.id),
-		slog.Uint64("delivery", uint64(j.attempt)), slog.String("error", err.Error()))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if hist, herr := p.history.load(ctx, j.historyKey()); herr == nil {
-		_ = p.history.save(ctx, j.historyKey(), append(hist, attemptError(j.attempt, abi.ErrorInternal, 0, err.Error())))
+// an outcome that could not be published): nothing is lost, and the failure
+// uses up none of the message's attempts. The failure is added to the
+// message's history, with result when the delivery had reached an outcome,
+// so that the next delivery publishes that outcome instead of calling the
+// target again, and a dead letter at the delivery bound names the failure.
+// Both are best effort: the store may be what failed.
+func (p *Pipeline) retryLater(j *job, route string, err error, result *terminal) {
+	ctx := context.Background()
+	rec, herr := p.history.load(ctx, j.historyKey())
+	if herr == nil {
+		rec.Errors = append(rec.Errors, attemptError(targetCalls(rec.Errors), abi.ErrorInternal, 0, err.Error()))
+		if result != nil {
+			rec.Result = saveResult(*result)
+		}
+		herr = p.history.save(ctx, j.historyKey(), rec)
 	}
-	_ = j.msg.NakWithDelay(p.o.InternalRetryDelay)
+	attrs := []slog.Attr{slog.String("route", route), slog.String("message_id", j.id), slog.Uint64("delivery", uint64(j.delivery)), slog.String("error", err.Error())}
+	if result != nil {
+		attrs = append(attrs, slog.String("outcome_kept", result.outcome))
+	}
+	if herr != nil {
+		attrs = append(attrs, slog.String("history_error", herr.Error()))
+	}
+	if nerr := j.msg.NakWithDelay(p.o.InternalRetryDelay); nerr != nil {
+		attrs = append(attrs, slog.String("nak_error", nerr.Error()))
+		p.log.LogAttrs(ctx, slog.LevelWarn, "internal failure; the nak failed too: JetStream redelivers the message after the ack wait", append(attrs, slog.Duration("ack_wait", p.o.AckWait))...)
+		return
+	}
+	p.log.LogAttrs(ctx, slog.LevelWarn, "internal failure; the message is redelivered (after the ack wait instead, if this nak is lost)",
+		append(attrs, slog.Duration("in", p.o.InternalRetryDelay), slog.Duration("ack_wait", p.o.AckWait))...)
 }
 
 // callTarget makes one call to r's target under its kill switch and guards,

@@ -83,27 +83,36 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}
-	if err := topology.Ensure(ctx, s.adminJS, topology.Options{
+	topo := topology.Options{
 		Replicas:        cfg.Streams.Replicas,
 		DuplicateWindow: cfg.Streams.DuplicateWindow,
 		OutMaxAge:       cfg.Streams.OutMaxAge,
 		DLQMaxAge:       cfg.Streams.DLQMaxAge,
 		CacheMaxAge:     maxCacheTTL(cfg),
+	}
+	if err := s.retryStartup(ctx, "creating streams and buckets", func(ctx context.Context) error {
+		return topology.Ensure(ctx, s.adminJS, topo)
 	}); err != nil {
-		return nil, fmt.Errorf("creating streams and buckets: %w", err)
+		return nil, err
 	}
 	s.metrics = telemetry.New()
-	if s.flags, err = flagstore.Open(ctx, s.js, flagstore.Options{Logger: log, OnChange: s.metrics.Switch}); err != nil {
+	if err := s.retryStartup(ctx, "opening flags", func(ctx context.Context) (err error) {
+		s.flags, err = flagstore.Open(ctx, s.js, flagstore.Options{Logger: log, OnChange: s.metrics.Switch})
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	guards := newGuards(log, func(target string, _, to overload.State) { s.metrics.BreakerState(target, to.String()) })
-	if s.modules, err = modulestore.Open(ctx, s.adminJS, modulestore.Options{Replicas: cfg.Streams.Replicas, TrustedKeys: cfg.Modules.TrustedKeys}); err != nil {
-		return nil, err
-	}
 	// The trust policy stored in JetStream binds every instance and client,
 	// whatever its own modules.trusted_keys (merged into it by Open).
-	trust, err := s.modules.Policy(ctx)
-	if err != nil {
+	var trust *modulestore.TrustPolicy
+	if err := s.retryStartup(ctx, "opening the module store", func(ctx context.Context) (err error) {
+		if s.modules, err = modulestore.Open(ctx, s.adminJS, modulestore.Options{Replicas: cfg.Streams.Replicas, TrustedKeys: cfg.Modules.TrustedKeys}); err != nil {
+			return err
+		}
+		trust, err = s.modules.Policy(ctx)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	if trust.Secure() {
