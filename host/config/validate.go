@@ -125,6 +125,9 @@ func (c *Config) Validate() error {
 	if c.Streams.DLQMaxAge < 0 {
 		bad("streams.dlq_max_age", "%v is negative: use a positive age, or 0 to keep dead letters forever", c.Streams.DLQMaxAge)
 	}
+	if c.Streams.BrokerTimeout <= 0 {
+		bad("streams.broker_timeout", "must be positive (how long a publish ack or a KV call may take)")
+	}
 	if c.Streams.InternalRetries < 1 {
 		bad("streams.internal_retries", "must be at least 1 (redeliveries allowed after internal failures)")
 	}

@@ -172,7 +172,8 @@ func (s *Service) connect(ctx context.Context) error {
 	if s.adminJS, err = jetstream.New(s.links.admin); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(cfg.Streams.PublishMaxPending)); err != nil {
+	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(cfg.Streams.PublishMaxPending),
+		jetstream.WithPublishAsyncTimeout(cfg.Streams.BrokerTimeout)); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	return nil

@@ -151,6 +151,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		Switches:           s.flags,
 		Observer:           s.metrics,
 		AckWait:            cfg.Streams.AckWait,
+		BrokerTimeout:      cfg.Streams.BrokerTimeout,
+		DuplicateWindow:    cfg.Streams.DuplicateWindow,
 		InternalRetries:    cfg.Streams.InternalRetries,
 		InternalRetryDelay: cfg.Streams.InternalRetryDelay,
 		Replicas:           cfg.Streams.Replicas,
