@@ -116,6 +116,10 @@ func TestLoadErrors(t *testing.T) {
 		{"bad user name", "nats:\n  user: a\n  password: b\n  embedded:\n    users:\n      - {user: a, password: b, role: admin}\n      - {user: 'p.x', password: q, role: producer}\n" + validRoutes, []string{"users[1].user", "p.x"}},
 		{"inbox prefix in producers' space", "nats:\n  inbox_prefix: _INBOX.bw\n" + validRoutes, []string{"nats.inbox_prefix", "_INBOX"}},
 		{"worker credentials half set", "nats:\n  url: nats://127.0.0.1:4222\n  worker:\n    user: w\n" + validRoutes, []string{"nats.worker", "both"}},
+		{"stub header not a name", strings.Replace(validRoutes, "    cache:", "    stub:\n      payload: x\n      headers:\n        'a b': v\n    cache:", 1), []string{"routes[0].stub.headers", "not a valid header name"}},
+		{"reply subjects reach dead-letter originals", strings.Replace(validRoutes, "    cache:", "    reply_subjects: ['bw.dlqdata.>']\n    cache:", 1), []string{"routes[0].reply_subjects[0]", "bw.dlqdata.>"}},
+		{"inbox prefix in the reply namespace", "nats:\n  inbox_prefix: bw.reply\n" + validRoutes, []string{"nats.inbox_prefix", "bw.>"}},
+		{"max attempts too large", strings.Replace(validRoutes, "    cache:", "    max_attempts: 20000\n    cache:", 1), []string{"routes[0].max_attempts", "1..10000"}},
 		{"bad trusted key", "modules:\n  trusted_keys: [nope]\n" + validRoutes, []string{"modules.trusted_keys[0]", "nkey"}},
 		{"bad connect timeout", "nats:\n  connect_timeout: -1s\n" + validRoutes, []string{"nats.connect_timeout"}},
 	}

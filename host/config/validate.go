@@ -23,9 +23,12 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return fmt.Sprintf("field %s: %s", e.Field, e.Reason) }
 
+// maxAttempts bounds max_attempts and streams.internal_retries.
+const maxAttempts = 10000
+
 // reservedSubjects are namespaces a route's reply_subjects may not reach.
 func reservedSubjects(inboxPrefix string) []string {
-	return []string{"$JS.>", "$KV.>", "$O.>", "$SYS.>", "$JSC.>", "$NRG.>", "bw.in.>", "bw.out.>", "bw.dlq.>", "bw.call.>", inboxPrefix + ".>"}
+	return []string{"$JS.>", "$KV.>", "$O.>", "$SYS.>", "$JSC.>", "$NRG.>", "bw.in.>", "bw.out.>", "bw.dlq.>", "bw.dlqdata.>", "bw.call.>", inboxPrefix + ".>"}
 }
 
 // Validate checks the configuration; it returns every problem found, joined.
@@ -36,8 +39,13 @@ func (c *Config) Validate() error {
 	}
 	if err := subject.CheckLiteral(c.NATS.InboxPrefix, 64); err != nil {
 		bad("nats.inbox_prefix", "%v", err)
-	} else if subject.Match("_INBOX.>", c.NATS.InboxPrefix+".x") || c.NATS.InboxPrefix == "_INBOX" {
-		bad("nats.inbox_prefix", "%q is inside _INBOX.>, where producers' replies live: pick a prefix of the runtime's own (default _BW_INBOX)", c.NATS.InboxPrefix)
+	} else {
+		for _, ns := range []string{"_INBOX.>", "bw.>", "$JS.>", "$KV.>", "$O.>", "$SYS.>"} {
+			if subject.Overlaps(ns, c.NATS.InboxPrefix+".>") {
+				bad("nats.inbox_prefix", "%q overlaps %s (producers' replies, the runtime's subjects or the server's): pick a prefix of the runtime's own (default _BW_INBOX)", c.NATS.InboxPrefix, ns)
+				break
+			}
+		}
 	}
 	if c.NATS.ConnectTimeout <= 0 {
 		bad("nats.connect_timeout", "must be positive (how long start-up waits for the NATS server)")
@@ -128,8 +136,8 @@ func (c *Config) Validate() error {
 	if c.Streams.BrokerTimeout <= 0 {
 		bad("streams.broker_timeout", "must be positive (how long a publish ack or a KV call may take)")
 	}
-	if c.Streams.InternalRetries < 1 {
-		bad("streams.internal_retries", "must be at least 1 (redeliveries allowed after internal failures)")
+	if c.Streams.InternalRetries < 1 || c.Streams.InternalRetries > maxAttempts {
+		bad("streams.internal_retries", "%d is out of range 1..%d (redeliveries allowed after internal failures)", c.Streams.InternalRetries, maxAttempts)
 	}
 	if c.Streams.InternalRetryDelay <= 0 {
 		bad("streams.internal_retry_delay", "must be positive")
@@ -205,7 +213,9 @@ func (c *Config) Validate() error {
 		}
 		if r.Stub != nil {
 			for k := range r.Stub.Headers {
-				if headers.Reserved(k) {
+				if !headers.Token(k) {
+					bad(f+".stub.headers", "%q is not a valid header name (no white space, ':' or non-ASCII)", k)
+				} else if headers.Reserved(k) {
 					k = textproto.CanonicalMIMEHeaderKey(k)
 					bad(f+".stub.headers", "%q is in the Nats- or Bw- header namespace, which belongs to the runtime: rename it (for example X-%s)", k, k)
 				}
@@ -230,8 +240,8 @@ func (c *Config) Validate() error {
 		} else if r.Timeout >= c.Streams.AckWait {
 			bad(f+".timeout", "%v must be shorter than streams.ack_wait (%v), or JetStream redelivers messages still being worked on", r.Timeout, c.Streams.AckWait)
 		}
-		if r.MaxAttempts < 1 {
-			bad(f+".max_attempts", "must be at least 1")
+		if r.MaxAttempts < 1 || r.MaxAttempts > maxAttempts {
+			bad(f+".max_attempts", "%d is out of range 1..%d", r.MaxAttempts, maxAttempts)
 		}
 		if r.Concurrency < 1 {
 			bad(f+".concurrency", "must be at least 1")

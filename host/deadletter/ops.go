@@ -101,8 +101,16 @@ func Replay(ctx context.Context, js jetstream.JetStream, route string, ids []str
 			}
 			m.Data, m.Header = orig.Data, orig.Header
 		}
-		// A fresh id per replay so de-duplication does not swallow it, yet a
-		// replay retried after a crash is still published once.
+		// The producer's Nats- headers told the server what to expect of
+		// the first publish (a stream, a last sequence, a TTL); they would
+		// make this one fail. A fresh id per replay so de-duplication does
+		// not swallow it, yet a replay retried after a crash is still
+		// published once.
+		for k := range m.Header {
+			if headers.NATS(k) {
+				delete(m.Header, k)
+			}
+		}
 		m.Header.Set(headers.MsgID, fmt.Sprintf("%s-replay-%d", p.Record.MessageID, p.Seq))
 		m.Header.Set(headers.Replayed, seq)
 		if _, err := js.PublishMsg(ctx, m); err != nil {

@@ -68,8 +68,11 @@ func (e *Engine) DryRun(ctx context.Context, wasm []byte, lim Limits) (*Info, er
 			var s abi.Stub
 			s, err = m.Stub(ctx, in, Limits{})
 			for _, h := range slices.Sorted(maps.Keys(s.Headers)) {
-				if headers.Reserved(h) {
+				switch {
+				case headers.Reserved(h):
 					m.info.Warnings = append(m.info.Warnings, fmt.Sprintf("bw_stub sets header %q, in the Nats- or Bw- namespace that belongs to the runtime: it is dropped from every stub outcome", h))
+				case !headers.Token(h):
+					m.info.Warnings = append(m.info.Warnings, fmt.Sprintf("bw_stub sets header %q, which is not a valid header name (white space, ':' or non-ASCII): it is dropped from every stub outcome", h))
 				}
 			}
 		}

@@ -41,6 +41,24 @@ func Reserved(name string) bool {
 	return len(name) >= 3 && strings.EqualFold(name[:3], "bw-") || len(name) >= 5 && strings.EqualFold(name[:5], "nats-")
 }
 
+// NATS reports whether a header is in the Nats- namespace, which tells the
+// server what to do with a publish (Nats-Expected-Stream, Nats-TTL, …).
+func NATS(name string) bool { return len(name) >= 5 && strings.EqualFold(name[:5], "nats-") }
+
+// Token reports whether name can be a header name: printable ASCII with
+// no white space or ':'. A message with any other name cannot be sent.
+func Token(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c >= 0x7f || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
 // Outcome values.
 const (
 	OutcomeOK     = "ok"

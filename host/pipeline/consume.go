@@ -105,6 +105,7 @@ func (p *Pipeline) pull(ctx, work context.Context, workers *sync.WaitGroup, stat
 	defer stop()
 	defer it.Stop()
 	state.ok()
+
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -120,6 +121,7 @@ func (p *Pipeline) pull(ctx, work context.Context, workers *sync.WaitGroup, stat
 			return err
 		}
 		state.ok()
+
 		workers.Add(1)
 		go func() {
 			defer workers.Done()

@@ -95,8 +95,20 @@ func (p *Pipeline) finish(ctx context.Context, j *job, route string, t terminal)
 	p.logOutcome(j, route, t)
 	if !ack.Duplicate {
 		// A re-completion is not a second outcome.
-		p.obs.Outcome(route, t.outcome, t.attempts, time.Since(j.firstSeen))
+		p.obs.Outcome(p.metricRoute(route), t.outcome, t.attempts, time.Since(j.firstSeen))
 	}
+}
+
+// unroutedLabel is the route label of metrics about messages no route
+// serves: their subjects are the producers' choice, and one series per
+// junk subject would grow without bound.
+const unroutedLabel = "_unrouted"
+
+func (p *Pipeline) metricRoute(route string) string {
+	if p.routes[route] == nil {
+		return unroutedLabel
+	}
+	return route
 }
 
 // replyTo also publishes the outcome to the producer's reply subject, on
@@ -109,7 +121,7 @@ func (p *Pipeline) replyTo(j *job, route, reply string, out *nats.Msg) {
 		allowed = r.ReplySubjects
 	}
 	if err := subject.CheckReply(reply, allowed); err != nil {
-		p.obs.ReplyRefused(route)
+		p.obs.ReplyRefused(p.metricRoute(route))
 		p.log.Warn("reply refused; the outcome is on bw.out", slog.String("route", route), slog.String("message_id", j.id), slog.String("error", err.Error()))
 		return
 	}
@@ -126,16 +138,17 @@ func (p *Pipeline) replyTo(j *job, route, reply string, out *nats.Msg) {
 // original message refers to a copy in BW_DLQ_DATA instead, and any other
 // outcome too large becomes a dead letter of kind result_too_large.
 func (p *Pipeline) outcomeMsg(ctx context.Context, j *job, route string, t *terminal) (*nats.Msg, error) {
+	limit := p.maxPayload()
 	msg := p.buildOutcome(j, route, t, nil)
-	if msgSize(msg) <= p.maxPayload {
+	if msgSize(msg) <= limit {
 		return msg, nil
 	}
 	if t.outcome != headers.OutcomeDead {
 		t.errs = append(t.errs, attemptError(t.attempts, abi.ErrorResultTooLarge, 0,
-			fmt.Sprintf("the %s outcome is %d bytes, more than the server's max_payload (%d)", t.outcome, msgSize(msg), p.maxPayload)))
+			fmt.Sprintf("the %s outcome is %d bytes, more than the server's max_payload (%d)", t.outcome, msgSize(msg), limit)))
 		t.outcome, t.payload, t.stubHeaders = headers.OutcomeDead, nil, nil
 		t.reason = strings.TrimPrefix(t.reason+"; outcome too large", "; ")
-		if msg = p.buildOutcome(j, route, t, nil); msgSize(msg) <= p.maxPayload {
+		if msg = p.buildOutcome(j, route, t, nil); msgSize(msg) <= limit {
 			return msg, nil
 		}
 	}
@@ -143,18 +156,36 @@ func (p *Pipeline) outcomeMsg(ctx context.Context, j *job, route string, t *term
 	if err != nil {
 		return nil, err
 	}
-	if keep := 64; len(t.errs) > keep {
-		t.errs = append(t.errs[:1:1], t.errs[len(t.errs)-keep+1:]...)
+	// With the original by reference, what is left is the runtime's own
+	// text: cut it until it fits (policies' reasons, error messages).
+	for _, keep := range []int{64, 8, 1} {
+		if len(t.errs) > keep {
+			t.errs = append(t.errs[:0:0], t.errs[len(t.errs)-keep:]...)
+		}
+		if len(t.reason) > maxErrorMessage {
+			t.reason = t.reason[:maxErrorMessage] + "…"
+		}
+		if msg = p.buildOutcome(j, route, t, ref); msgSize(msg) <= limit {
+			return msg, nil
+		}
 	}
-	return p.buildOutcome(j, route, t, ref), nil
+	return nil, fmt.Errorf("dead-letter record of %d bytes does not fit in max_payload %d even without the original", msgSize(msg), limit)
 }
+
+// maxPayload is the server's max_payload, read anew: a reconnect may land
+// on a server with another limit.
+func (p *Pipeline) maxPayload() int { return int(p.nc.MaxPayload()) }
 
 // keepOriginal copies the original message to BW_DLQ_DATA (once: the copy
 // is de-duplicated by the message's claim id) and returns its reference.
 func (p *Pipeline) keepOriginal(ctx context.Context, j *job) (*deadletter.Ref, error) {
 	h := nats.Header{}
 	for k, v := range j.msg.Headers() {
-		h[k] = v
+		// The producer's Nats- headers (Nats-Expected-Stream, say) would
+		// make this publish fail, and the message with it.
+		if !headers.NATS(k) {
+			h[k] = v
+		}
 	}
 	h.Set(headers.MsgID, "original:"+j.claimID())
 	ack, err := p.publish(ctx, &nats.Msg{Subject: topology.DLQData(j.token), Header: h, Data: j.msg.Data()})
@@ -183,14 +214,14 @@ func (p *Pipeline) buildOutcome(j *job, route string, t *terminal, original *dea
 	// forge an outcome, an id or anything else the runtime says.
 	dropped := 0
 	for k, v := range t.stubHeaders {
-		if headers.Reserved(k) {
+		if headers.Reserved(k) || !headers.Token(k) {
 			dropped++
 			continue
 		}
 		h.Set(k, v)
 	}
 	if dropped > 0 {
-		p.log.Warn("stub headers in the Nats- or Bw- namespace dropped", slog.String("route", route), slog.String("message_id", j.id), slog.Int("dropped", dropped))
+		p.log.Warn("stub headers in the Nats- or Bw- namespace, or not valid header names, dropped", slog.String("route", route), slog.String("message_id", j.id), slog.Int("dropped", dropped))
 	}
 	h.Set(headers.MsgID, j.claimID())
 	h.Set(headers.Outcome, t.outcome)

@@ -65,8 +65,6 @@ type Pipeline struct {
 	history history
 	outs    jetstream.Stream
 
-	maxPayload int // the server's max_payload: no outcome is larger
-
 	pulls      map[string]*pullState  // by route
 	publishErr atomic.Pointer[string] // the last outcome publish's error, nil after a success
 	syncReady  atomic.Bool            // bw.call subscriptions in place
@@ -108,8 +106,7 @@ func New(ctx context.Context, o Options) (*Pipeline, error) {
 	if o.Replies == nil {
 		o.Replies = o.NC
 	}
-	p := &Pipeline{o: o, js: o.JS, adminJS: o.AdminJS, nc: o.NC, replies: o.Replies, log: o.Logger, obs: o.Observer, routes: map[string]*Route{},
-		maxPayload: int(o.NC.MaxPayload())}
+	p := &Pipeline{o: o, js: o.JS, adminJS: o.AdminJS, nc: o.NC, replies: o.Replies, log: o.Logger, obs: o.Observer, routes: map[string]*Route{}}
 	for _, r := range o.Routes {
 		p.routes[r.Name] = r
 	}
@@ -240,6 +237,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return nil
 }
 
+// maxUnroutedPerSweep bounds the subjects one unrouted sweep consumes.
+const maxUnroutedPerSweep = 100
+
 // bindConsumer creates or updates a consumer on the admin connection, then
 // binds to it on the worker connection, which pulls and acks.
 func (p *Pipeline) bindConsumer(ctx context.Context, ensure func(context.Context) (jetstream.Consumer, error)) (jetstream.Consumer, error) {
@@ -285,23 +285,29 @@ func (p *Pipeline) sweepUnrouted(ctx, work context.Context, workers *sync.WaitGr
 		if err != nil && ctx.Err() == nil {
 			p.log.Warn("looking for unrouted subjects failed", slog.String("error", err.Error()))
 		}
+		// Producers choose these subjects: a bounded batch per sweep keeps
+		// the consumer's filter (one request) small; dead-lettered subjects
+		// leave the work queue, so later sweeps reach the rest.
+		total := len(subjects)
+		subjects = subjects[:min(total, maxUnroutedPerSweep)]
 		if err == nil && len(subjects) > 0 && !slices.Equal(subjects, current) {
 			stop()
 			uopts := copts
 			uopts.MaxDeliver = int(p.hardBound(1)) + serverBackstop
-			bind := func(ctx context.Context) (jetstream.Consumer, error) {
-				return p.bindConsumer(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
-					return topology.EnsureUnroutedConsumer(ctx, p.adminJS, subjects, uopts)
-				})
-			}
+			// A new consumer for every batch: a durable one whose filter
+			// was updated was seen to count none of the new subjects'
+			// messages as pending, and to deliver none.
 			bctx, cancel := context.WithTimeout(ctx, bindTimeout)
-			_, err := bind(bctx)
+			_, err := topology.RecreateUnroutedConsumer(bctx, p.adminJS, subjects, uopts)
 			cancel()
+			bind := func(ctx context.Context) (jetstream.Consumer, error) {
+				return p.js.Consumer(ctx, topology.StreamIn, topology.UnroutedConsumer)
+			}
 			if err != nil {
-				p.log.Warn("unrouted consumer", slog.String("error", err.Error()))
+				p.log.Warn("unrouted consumer", slog.Int("subjects", len(subjects)), slog.String("error", err.Error()))
 			} else {
 				current = subjects
-				p.log.Warn("messages on subjects no route serves: dead-lettering them", slog.Any("subjects", subjects))
+				p.log.Warn("messages on subjects no route serves: dead-lettering them", slog.Int("subjects", total), slog.Int("this_sweep", len(subjects)))
 				cctx, cancel := context.WithCancel(ctx)
 				stopConsumer, consumerDone = cancel, make(chan struct{})
 				go func() {

@@ -231,15 +231,23 @@ func (p *Pipeline) reply(r *Route, msg *nats.Msg, id string, t terminal, start t
 		h.Set(headers.CacheAge, strconv.FormatInt(t.cacheAge.Milliseconds(), 10))
 	}
 	for k, v := range t.stubHeaders {
-		if !headers.Reserved(k) {
+		if !headers.Reserved(k) && headers.Token(k) {
 			h.Set(k, v)
 		}
 	}
 	if t.status != 0 {
 		h.Set(headers.Status, strconv.Itoa(t.status))
 	}
-	if err := p.replies.PublishMsg(&nats.Msg{Subject: msg.Reply, Header: h, Data: t.payload}); err != nil {
-		p.log.Warn("sync reply failed", slog.String("route", r.Name), slog.String("message_id", id), slog.String("error", err.Error()))
+	out := &nats.Msg{Subject: msg.Reply, Header: h, Data: t.payload}
+	if size, limit := msgSize(out), int(p.replies.MaxPayload()); size > limit && t.outcome != headers.OutcomeError {
+		p.replyError(r, msg, id, t.attempts, target.TooLarge(fmt.Sprintf("the %s answer (%d bytes)", t.outcome, size), limit), start)
+		return
+	}
+	if err := p.replies.PublishMsg(out); err != nil {
+		// The requester gets no answer: not an outcome.
+		p.log.Warn("sync reply failed; the requester gets no answer", slog.String("route", r.Name), slog.String("message_id", id),
+			slog.String("outcome", t.outcome), slog.String("error", err.Error()))
+		return
 	}
 	level := slog.LevelInfo
 	attrs := []slog.Attr{slog.String("route", r.Name), slog.String("path", "sync"), slog.String("message_id", id),

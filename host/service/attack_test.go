@@ -317,6 +317,23 @@ func TestAttackPoisonSubjects(t *testing.T) {
 	if len(parked) != 1 || parked[0].Record == nil || parked[0].Record.LastError().Kind != abi.ErrorUnknownRoute || parked[0].Record.Subject != poison {
 		t.Fatalf("poison route: dead letters %+v", parked)
 	}
+	// A flood of distinct junk subjects is dead-lettered in bounded
+	// batches, and counted under one metric label.
+	const flood = 150
+	for i := range flood {
+		fm := nats.NewMsg(fmt.Sprintf("bw.in.%s%03d", strings.Repeat("j", 2000), i))
+		fm.Header.Set(headers.MsgID, fmt.Sprintf("flood-%d", i))
+		if _, err := e.js.PublishMsg(context.Background(), fm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, "the flood is dead-lettered", func() bool {
+		n, err := streamMsgs(t, e.js, topology.StreamDLQ)
+		return err == nil && n == 1+flood
+	})
+	if body := scrape(t, "http://"+e.svc.HTTPAddr()+"/metrics"); !strings.Contains(body, fmt.Sprintf(`breakwater_outcomes_total{outcome="dead",route="_unrouted"} %d`, 1+flood)) {
+		t.Errorf("unrouted outcomes not counted under one label: %s", grepLines(body, "breakwater_outcomes_total"))
+	}
 	// The cache entry of the long key is found again when the target fails.
 	mu.Lock()
 	failing = true
@@ -373,7 +390,7 @@ func TestAttackReservedStubHeaders(t *testing.T) {
 			t.Errorf("st-%d: %d outcomes", i, c)
 		}
 	}
-	if e.logLine("stub headers in the Nats- or Bw- namespace dropped") == "" {
+	if e.logLine("stub headers in the Nats- or Bw- namespace") == "" {
 		t.Error("dropping the reserved headers was not logged")
 	}
 }
@@ -399,7 +416,9 @@ func TestAttackOversizedPayloads(t *testing.T) {
 		strings.Replace(routeYAML("bulk", up.URL, ""), "    cache:\n      key: '{{.payload.id}}'\n      ttl: 1h\n", "", 1)+
 		strings.Replace(routeYAML("huge", huge.URL, "    stub:\n      payload: small stub\n"), "    cache:\n      key: '{{.payload.id}}'\n      ttl: 1h\n", "", 1))
 	e.run()
-	e.publish("bulk", "big", `{"id":"big","pad":"`+big+`"}`)
+	// Nats-Expected-Stream holds for BW_IN, and must not make the copy of
+	// the original (or its replay) fail.
+	e.publish("bulk", "big", `{"id":"big","pad":"`+big+`"}`, "Nats-Expected-Stream", topology.StreamIn)
 	m := e.outcome("big")
 	if m.Header.Get(headers.Outcome) != headers.OutcomeDead {
 		t.Fatalf("big: outcome %q", m.Header.Get(headers.Outcome))
@@ -504,3 +523,20 @@ func newBodyUpstream(t *testing.T, size int) *bodyUpstream {
 }
 
 func (u *bodyUpstream) calls() int { return int(u.n.Load()) }
+
+// TestAttackOversizedSyncReply (item 5): a sync answer larger than an
+// outcome can carry (here a 9 MB stub) gets a result_too_large error reply
+// instead of no reply at all.
+func TestAttackOversizedSyncReply(t *testing.T) {
+	up := newUpstream(t, always(503))
+	e := newEnv(t, "routes:"+routeYAML("bigstub", up.URL, "    stub:\n      payload: '"+strings.Repeat("s", 9<<20)+"'\n"))
+	e.run()
+	waitUntil(t, "ready", func() bool { return get(t, "http://"+e.svc.HTTPAddr()+"/readyz") == http.StatusOK })
+	res, err := e.nc.Request("bw.call.bigstub", []byte(`{"id":"s-1"}`), 20*time.Second)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	if res.Header.Get(headers.Outcome) != headers.OutcomeError || res.Header.Get(headers.Status) != "502" || res.Header.Get(headers.ErrorKind) != string(abi.ErrorResultTooLarge) {
+		t.Errorf("answer: headers %v body %.200s", res.Header, res.Data)
+	}
+}

@@ -210,23 +210,27 @@ func (s *Service) Run(ctx context.Context) error {
 	s.log.Info("breakwater running", slog.Int("routes", len(s.cfg.Routes)), slog.String("nats", s.NATSURL()), slog.String("http", s.HTTPAddr()))
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var fatal error
+	fatal := make(chan error, 1) // what ended the run, if it was fatal
+	watching := make(chan struct{})
 	go func() {
+		defer close(watching)
 		select {
-		case fatal = <-s.fatal:
+		case err := <-s.fatal:
+			fatal <- err
 			cancel()
 		case <-runCtx.Done():
 		}
 	}()
 	err := s.pipe.Run(runCtx)
 	cancel()
+	<-watching
 	s.log.Info("breakwater stopped")
 	select {
-	case fatal = <-s.fatal:
+	case f := <-fatal:
+		return f
+	case f := <-s.fatal: // failed while stopping
+		return f
 	default:
-	}
-	if fatal != nil {
-		return fatal
 	}
 	return err
 }

@@ -149,14 +149,18 @@ func UnroutedSubjects(ctx context.Context, js jetstream.JetStream, routes []stri
 	return out, nil
 }
 
-// EnsureUnroutedConsumer points the unrouted consumer at subjects (exact
-// subjects, so it never overlaps a route consumer on the work-queue stream).
-// With no subjects it returns nil, nil.
-func EnsureUnroutedConsumer(ctx context.Context, js jetstream.JetStream, subjects []string, o ConsumerOptions) (jetstream.Consumer, error) {
+// RecreateUnroutedConsumer makes the unrouted consumer anew for subjects
+// (exact subjects, so it never overlaps a route consumer on the work-queue
+// stream): messages it had delivered and not acked stay in the stream for
+// the new one. With no subjects it returns nil, nil.
+func RecreateUnroutedConsumer(ctx context.Context, js jetstream.JetStream, subjects []string, o ConsumerOptions) (jetstream.Consumer, error) {
 	if len(subjects) == 0 {
 		return nil, nil
 	}
-	c, err := js.CreateOrUpdateConsumer(ctx, StreamIn, jetstream.ConsumerConfig{
+	if err := js.DeleteConsumer(ctx, StreamIn, UnroutedConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("consumer %s: %w", UnroutedConsumer, err)
+	}
+	c, err := js.CreateConsumer(ctx, StreamIn, jetstream.ConsumerConfig{
 		Durable:        UnroutedConsumer,
 		Description:    "Breakwater: messages on subjects no route serves",
 		FilterSubjects: subjects,
@@ -166,7 +170,7 @@ func EnsureUnroutedConsumer(ctx context.Context, js jetstream.JetStream, subject
 		Replicas:       o.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s for %v: %w", UnroutedConsumer, subjects, err)
+		return nil, fmt.Errorf("consumer %s for %d subjects: %w", UnroutedConsumer, len(subjects), err)
 	}
 	return c, nil
 }
