@@ -127,13 +127,13 @@ type Store struct {
 // releases (objects "<name>/current") into the KV bucket, and merges
 // o.TrustedKeys into the stored trust policy.
 func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error) {
-	obj, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	obj, err := topology.CreateOrUpdateObjectStore(ctx, js, jetstream.ObjectStoreConfig{
 		Bucket: topology.BucketModules, Description: "Breakwater policy modules", Storage: jetstream.FileStorage, Replicas: max(o.Replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("module store %s: %w", topology.BucketModules, err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := topology.CreateOrUpdateKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: MetaBucket, Description: "Breakwater policy modules: version counters, current versions, trust policy",
 		History: 5, Storage: jetstream.FileStorage, Replicas: max(o.Replicas, 1),
 	})

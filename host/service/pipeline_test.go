@@ -70,6 +70,16 @@ func (u *upstream) callsOf(id string) int {
 	return u.calls[id]
 }
 
+func (u *upstream) totalCalls() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for _, c := range u.calls {
+		n += c
+	}
+	return n
+}
+
 func (u *upstream) lastBodyLen(id string) int {
 	u.mu.Lock()
 	defer u.mu.Unlock()

@@ -37,7 +37,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 		sc.Replicas = o.Replicas
 		sc.Duplicates = o.DuplicateWindow
 		sc.AllowDirect = true
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		if err := CreateOrUpdateStream(ctx, js, sc); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
@@ -53,11 +53,42 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 	for _, kc := range kvs {
 		kc.Storage = jetstream.FileStorage
 		kc.Replicas = o.Replicas
-		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+		if _, err := CreateOrUpdateKeyValue(ctx, js, kc); err != nil {
 			return fmt.Errorf("bucket %s: %w", kc.Bucket, err)
 		}
 	}
 	return nil
+}
+
+// CreateOrUpdateStream creates the stream, or updates it if it exists. It
+// creates first: instances started together on a fresh cluster race to
+// make the same streams, and an update of a stream that is being created
+// can go unanswered (the client's JetStream calls then time out), while
+// two creates with one config both succeed.
+func CreateOrUpdateStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	_, err := js.CreateStream(ctx, sc)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		_, err = js.UpdateStream(ctx, sc)
+	}
+	return err
+}
+
+// CreateOrUpdateKeyValue is CreateOrUpdateStream for a KV bucket.
+func CreateOrUpdateKeyValue(ctx context.Context, js jetstream.JetStream, kc jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateKeyValue(ctx, kc)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.UpdateKeyValue(ctx, kc)
+	}
+	return kv, err
+}
+
+// CreateOrUpdateObjectStore is CreateOrUpdateStream for an object store.
+func CreateOrUpdateObjectStore(ctx context.Context, js jetstream.JetStream, oc jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
+	obj, err := js.CreateObjectStore(ctx, oc)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		obj, err = js.UpdateObjectStore(ctx, oc)
+	}
+	return obj, err
 }
 
 // ConsumerOptions shape a route's durable consumer.

@@ -1,0 +1,545 @@
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/breakwater-dev/breakwater/host/headers"
+	"github.com/breakwater-dev/breakwater/host/service"
+	"github.com/breakwater-dev/breakwater/host/topology"
+)
+
+// testCluster is a 3-node JetStream cluster in-process on loopback whose
+// nodes can be stopped and started again (same ports, same storage).
+type testCluster struct {
+	t       *testing.T
+	mu      sync.Mutex
+	opts    []*server.Options
+	servers []*server.Server
+}
+
+func newTestCluster(t *testing.T) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t}
+	var clusterPorts, clientPorts []int
+	for range 6 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		clusterPorts = append(clusterPorts, ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+	}
+	clientPorts, clusterPorts = clusterPorts[3:], clusterPorts[:3]
+	var routes []string
+	for _, p := range clusterPorts {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	for i := range 3 {
+		c.opts = append(c.opts, &server.Options{
+			ServerName: fmt.Sprintf("bw-%d", i), Host: "127.0.0.1", Port: clientPorts[i],
+			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+			Cluster: server.ClusterOpts{Name: "bw-test", Host: "127.0.0.1", Port: clusterPorts[i]},
+			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
+		})
+		c.servers = append(c.servers, nil)
+	}
+	for i := range 3 {
+		c.start(i)
+	}
+	t.Cleanup(func() {
+		for i := range 3 {
+			c.stop(i)
+		}
+	})
+	c.waitMetaLeader()
+	return c
+}
+
+func (c *testCluster) start(i int) {
+	c.t.Helper()
+	o := *c.opts[i]
+	s, err := server.NewServer(&o)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(20 * time.Second) {
+		c.t.Fatalf("node %d not ready", i)
+	}
+	c.mu.Lock()
+	c.servers[i] = s
+	c.mu.Unlock()
+}
+
+func (c *testCluster) stop(i int) {
+	c.mu.Lock()
+	s := c.servers[i]
+	c.servers[i] = nil
+	c.mu.Unlock()
+	if s != nil {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}
+}
+
+func (c *testCluster) urls() string {
+	var u []string
+	for _, o := range c.opts {
+		u = append(u, fmt.Sprintf("nats://127.0.0.1:%d", o.Port))
+	}
+	return strings.Join(u, ",")
+}
+
+func (c *testCluster) waitMetaLeader() {
+	c.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		c.mu.Lock()
+		for _, s := range c.servers {
+			if s != nil && s.JetStreamIsLeader() {
+				c.mu.Unlock()
+				return
+			}
+		}
+		c.mu.Unlock()
+	}
+	c.t.Fatal("no JetStream meta leader within 30s")
+}
+
+// index returns the node index of a server name ("bw-1" → 1).
+func nodeIndex(name string) int {
+	i, _ := strconv.Atoi(strings.TrimPrefix(name, "bw-"))
+	return i
+}
+
+// leader returns the node leading stream, waiting (bounded) for one.
+func leader(t *testing.T, js jetstream.JetStream, stream string) int {
+	t.Helper()
+	var last error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s, err := js.Stream(ctx, stream)
+		cancel()
+		if err == nil && s.CachedInfo().Cluster != nil && s.CachedInfo().Cluster.Leader != "" {
+			return nodeIndex(s.CachedInfo().Cluster.Leader)
+		}
+		last = err
+	}
+	t.Fatalf("stream %s has no leader within 30s (%v)", stream, last)
+	return -1
+}
+
+// instance is a runtime that a test can stop (as a crash would: no grace)
+// and start again.
+type instance struct {
+	svc    *service.Service
+	cancel context.CancelFunc
+	done   chan error
+	logs   *syncBuffer
+}
+
+func startInstance(t *testing.T, yaml string) *instance {
+	t.Helper()
+	cfg := loadConfig(t, yaml)
+	logs := &syncBuffer{}
+	svc, err := service.Start(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, logs.String())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{svc: svc, cancel: cancel, done: make(chan error, 1), logs: logs}
+	go func() { in.done <- svc.Run(ctx) }()
+	t.Cleanup(in.stop)
+	return in
+}
+
+func (in *instance) stop() {
+	in.cancel()
+	select {
+	case <-in.done:
+	case <-time.After(30 * time.Second):
+	}
+}
+
+// waitReady waits (bounded) until the instance is ready and returns how
+// long it took.
+func (in *instance) waitReady(t *testing.T, within time.Duration) time.Duration {
+	t.Helper()
+	t0 := time.Now()
+	var rep service.Readiness
+	for time.Since(t0) < within {
+		rep = in.svc.Readiness(context.Background())
+		if rep.Status == "ready" {
+			return time.Since(t0)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("not ready within %v: %s", within, rep.Reason)
+	return 0
+}
+
+var inFlightRE = regexp.MustCompile(`breakwater_in_flight\{route="[^"]+"\} (\d+)`)
+
+// inFlight returns the instance's in-flight gauge summed over routes.
+func (in *instance) inFlight(t *testing.T) int {
+	t.Helper()
+	n := 0
+	for _, m := range inFlightRE.FindAllStringSubmatch(scrape(t, "http://"+in.svc.HTTPAddr()+"/metrics"), -1) {
+		v, _ := strconv.Atoi(m[1])
+		n += v
+	}
+	return n
+}
+
+// failoverLoad publishes messages and reads every outcome through a
+// connection to the whole cluster.
+type failoverLoad struct {
+	t  *testing.T
+	nc *nats.Conn
+	js jetstream.JetStream
+
+	mu       sync.Mutex
+	outcomes map[string][]string // producer id → outcomes seen
+}
+
+func newFailoverLoad(t *testing.T, urls string) *failoverLoad {
+	t.Helper()
+	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	l := &failoverLoad{t: t, nc: nc, js: js, outcomes: map[string][]string{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	outs, err := js.OrderedConsumer(ctx, topology.StreamOut, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := outs.Consume(func(m jetstream.Msg) {
+		l.mu.Lock()
+		id := m.Headers().Get(headers.OriginalID)
+		l.outcomes[id] = append(l.outcomes[id], m.Headers().Get(headers.Outcome))
+		l.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return l
+}
+
+// publish publishes ids[from:to], each retried (same Nats-Msg-Id, so at
+// most once in the stream) until the stream takes it.
+func (l *failoverLoad) publish(prefix string, from, to int) {
+	l.t.Helper()
+	for i := from; i < to; i++ {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		m := nats.NewMsg(topology.In("fo"))
+		m.Data = []byte(`{"id":"` + id + `"}`)
+		m.Header.Set(headers.MsgID, id)
+		var err error
+		for try := 0; try < 100; try++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err = l.js.PublishMsg(ctx, m)
+			cancel()
+			if err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			l.t.Fatalf("publishing %s: %v", id, err)
+		}
+	}
+}
+
+// waitAll waits (bounded) for an outcome for every id of prefix-0..n-1.
+func (l *failoverLoad) waitAll(prefix string, n int, within time.Duration) {
+	l.t.Helper()
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		l.mu.Lock()
+		missing := 0
+		for i := range n {
+			if len(l.outcomes[fmt.Sprintf("%s-%d", prefix, i)]) == 0 {
+				missing++
+			}
+		}
+		l.mu.Unlock()
+		if missing == 0 {
+			return
+		}
+	}
+}
+
+// report counts, over prefix-0..n-1: messages without an outcome,
+// messages with more than one, and dead ones.
+func (l *failoverLoad) report(prefix string, n int) (lost, duplicates, dead int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range n {
+		o := l.outcomes[fmt.Sprintf("%s-%d", prefix, i)]
+		switch {
+		case len(o) == 0:
+			lost++
+		case len(o) > 1:
+			duplicates++
+		}
+		for _, x := range o {
+			if x == headers.OutcomeDead {
+				dead++
+			}
+		}
+	}
+	return lost, duplicates, dead
+}
+
+func failoverYAML(urls, upstream string) string {
+	return fmt.Sprintf(`nats:
+  url: %s
+  connect_timeout: 30s
+http:
+  listen: 127.0.0.1:0
+streams:
+  replicas: 3
+  ack_wait: 3s
+  duplicate_window: 1m
+  broker_timeout: 2s
+  internal_retry_delay: 200ms
+routes:
+  - name: fo
+    target:
+      http:
+        url: %s
+    timeout: 1s
+    max_attempts: 3
+    concurrency: 32
+    backoff: {initial: 20ms, max: 100ms, multiplier: 2, jitter: 0.2}
+`, urls, upstream)
+}
+
+// TestFailover (issue 14): with a 3-node cluster, R3 streams, two runtime
+// instances and a flaky upstream, kill the BW_OUT leader mid-stream, then
+// the BW_IN leader, then one runtime instance, each restarted. After each:
+// exactly one terminal outcome per message, none dead (internal failures
+// use no attempts, and every message succeeds on its second call at the
+// latest), the in-flight gauges back to 0, and both instances ready
+// (consuming) again soon after the cluster has leaders.
+func TestFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster failover test")
+	}
+	c := newTestCluster(t)
+	// 10% of messages fail their first call with 503.
+	up := newUpstream(t, func(id string, call int) int {
+		if call == 1 && strings.HasSuffix(id, "7") {
+			return 503
+		}
+		return 200
+	})
+	yaml := failoverYAML(c.urls(), up.URL)
+	a := startInstance(t, yaml)
+	b := startInstance(t, yaml)
+	a.waitReady(t, 30*time.Second)
+	b.waitReady(t, 30*time.Second)
+	load := newFailoverLoad(t, c.urls())
+
+	phases := []struct {
+		name string
+		kill func() func() // stops something, returns how to restart it
+	}{
+		{"BW_OUT leader", func() func() {
+			i := leader(t, load.js, topology.StreamOut)
+			c.stop(i)
+			return func() { c.start(i) }
+		}},
+		{"BW_IN leader", func() func() {
+			i := leader(t, load.js, topology.StreamIn)
+			c.stop(i)
+			return func() { c.start(i) }
+		}},
+		{"runtime instance", func() func() {
+			a.stop()
+			return func() { a = startInstance(t, yaml) }
+		}},
+	}
+	for n, ph := range phases {
+		prefix := fmt.Sprintf("p%d", n)
+		calls0 := up.totalCalls()
+		// Steady load through the whole phase (about 800 messages a
+		// second, bounded to 60 s): the kill lands mid-stream, and work
+		// keeps coming after the restart.
+		stopPub := make(chan struct{})
+		published := make(chan int)
+		go func() {
+			n := 0
+			for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); n += 20 {
+				select {
+				case <-stopPub:
+					published <- n
+					return
+				case <-time.After(25 * time.Millisecond):
+				}
+				load.publish(prefix, n, n+20)
+			}
+			published <- n
+		}()
+		time.Sleep(500 * time.Millisecond)
+		restart := ph.kill()
+		time.Sleep(2 * time.Second)
+		restart()
+		// The cluster has leaders again: both instances resume consuming.
+		leader(t, load.js, topology.StreamIn)
+		leader(t, load.js, topology.StreamOut)
+		back := time.Now()
+		resumeA, resumeB := a.consumingSince(t, back), b.consumingSince(t, back)
+		time.Sleep(500 * time.Millisecond)
+		close(stopPub)
+		perPhase := <-published
+		load.waitAll(prefix, perPhase, 60*time.Second)
+		lost, dups, dead := load.report(prefix, perPhase)
+		extra := up.totalCalls() - calls0 - perPhase - perPhase/10
+		internal, kept := 0, 0
+		for _, in := range []*instance{a, b} {
+			internal += strings.Count(in.logs.String(), `"msg":"internal failure`)
+			kept += strings.Count(in.logs.String(), `"msg":"publishing the outcome an earlier delivery reached"`)
+		}
+		t.Logf("%-16s messages %d, lost %d, duplicate outcomes %d, dead %d, extra target calls %d, consuming again %v / %v after the cluster had leaders (so far: %d internal failures, %d kept outcomes published)",
+			ph.name, perPhase, lost, dups, dead, extra, resumeA.Round(time.Millisecond), resumeB.Round(time.Millisecond), internal, kept)
+		if lost != 0 || dups != 0 || dead != 0 {
+			t.Errorf("%s: lost %d, duplicate outcomes %d, dead %d; want 0, 0, 0", ph.name, lost, dups, dead)
+		}
+		if resumeA > 5*time.Second || resumeB > 5*time.Second {
+			t.Errorf("%s: consuming again after %v and %v, want within 5s of the cluster having leaders", ph.name, resumeA, resumeB)
+		}
+		for _, in := range []*instance{a, b} {
+			waitUntil(t, "in-flight back to 0", func() bool { return in.inFlight(t) == 0 })
+			if in.logs != nil && strings.Contains(in.logs.String(), "attempts exhausted") {
+				t.Errorf("%s: a message used up its attempts", ph.name)
+			}
+		}
+	}
+}
+
+var outcomeTimeRE = regexp.MustCompile(`"time":"([^"]+)","level":"[A-Z]+","msg":"outcome"`)
+
+// consumingSince returns how long after since the instance logged its
+// first outcome (bounded wait): proof that it consumes, which readiness
+// alone is not.
+func (in *instance) consumingSince(t *testing.T, since time.Time) time.Duration {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, m := range outcomeTimeRE.FindAllStringSubmatch(in.logs.String(), -1) {
+			if ts, err := time.Parse(time.RFC3339Nano, m[1]); err == nil && !ts.Before(since) {
+				return ts.Sub(since)
+			}
+		}
+	}
+	t.Fatalf("no outcome within 30s after %v", since)
+	return 0
+}
+
+// TestReadinessFollowsQuorum (issue 14): with 2 of 3 nodes down the
+// instance says not ready (no stream leader), and ready again once they
+// are back.
+func TestReadinessFollowsQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster failover test")
+	}
+	c := newTestCluster(t)
+	up := newUpstream(t, always(200))
+	in := startInstance(t, failoverYAML(c.urls(), up.URL))
+	in.waitReady(t, 30*time.Second)
+	out := leader(t, in.svcJS(t, c.urls()), topology.StreamOut)
+	// Stop the two nodes other than the one the instance is connected to
+	// is not needed: any two leave no quorum.
+	stopped := []int{out, (out + 1) % 3}
+	for _, i := range stopped {
+		c.stop(i)
+	}
+	var rep service.Readiness
+	waitUntilWithin(t, 20*time.Second, "not ready without quorum", func() bool {
+		rep = in.svc.Readiness(context.Background())
+		return rep.Status != "ready"
+	})
+	t.Logf("without quorum: %s", rep.Reason)
+	for _, i := range stopped {
+		c.start(i)
+	}
+	in.waitReady(t, 60*time.Second)
+}
+
+// TestSimultaneousStartOnFreshCluster (issue 14): two instances started at
+// the same moment on a fresh cluster with R3 streams both become ready.
+func TestSimultaneousStartOnFreshCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster failover test")
+	}
+	c := newTestCluster(t)
+	up := newUpstream(t, always(200))
+	yaml := failoverYAML(c.urls(), up.URL)
+	cfgs := []string{yaml, yaml}
+	type started struct {
+		svc *service.Service
+		err error
+	}
+	res := make(chan started, len(cfgs))
+	for _, y := range cfgs {
+		cfg := loadConfig(t, y)
+		go func() {
+			svc, err := service.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			res <- started{svc, err}
+		}()
+	}
+	var svcs []*service.Service
+	for range cfgs {
+		r := <-res
+		if r.err != nil {
+			t.Errorf("start: %v", r.err)
+			continue
+		}
+		svcs = append(svcs, r.svc)
+	}
+	for _, svc := range svcs {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- svc.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		in := &instance{svc: svc}
+		in.waitReady(t, 30*time.Second)
+	}
+}
+
+func (in *instance) svcJS(t *testing.T, urls string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	return js
+}
+
+func waitUntilWithin(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out after %v waiting for %s", within, what)
+}
