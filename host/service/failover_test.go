@@ -543,3 +543,45 @@ func waitUntilWithin(t *testing.T, within time.Duration, what string, cond func(
 	}
 	t.Fatalf("timed out after %v waiting for %s", within, what)
 }
+
+// TestKeptOutcomeAfterPublishFailure (issue 14, item 1): when the outcome
+// cannot be published (here BW_OUT is gone for a while), the redeliveries
+// use up none of the message's attempts and do not call the target again:
+// the outcome reached is kept and published once the stream is back.
+func TestKeptOutcomeAfterPublishFailure(t *testing.T) {
+	t.Setenv("BW_STREAMS_INTERNAL_RETRY_DELAY", "100ms")
+	t.Setenv("BW_STREAMS_BROKER_TIMEOUT", "500ms")
+	up := newUpstream(t, always(200))
+	// max_attempts 1: under attempt counting by deliveries the second
+	// delivery would already be "attempts exhausted".
+	e := newEnv(t, "routes:"+strings.Replace(routeYAML("kept", up.URL, ""), "max_attempts: 3", "max_attempts: 1", 1))
+	ctx := context.Background()
+	sub, err := e.nc.SubscribeSync(topology.Out("kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.js.DeleteStream(ctx, topology.StreamOut); err != nil {
+		t.Fatal(err)
+	}
+	e.run()
+	e.publish("kept", "k-1", `{"id":"k-1"}`)
+	waitUntil(t, "three failed outcome publishes", func() bool {
+		return strings.Count(e.logs.String(), `"outcome_kept":"ok"`) >= 3
+	})
+	if err := topology.Ensure(ctx, e.js, topology.Options{Replicas: 1, DuplicateWindow: time.Minute, OutMaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.NextMsg(20 * time.Second)
+	if err != nil {
+		t.Fatalf("no outcome after BW_OUT came back: %v", err)
+	}
+	if m.Header.Get(headers.Outcome) != headers.OutcomeOK || m.Header.Get(headers.Attempts) != "1" {
+		t.Errorf("outcome %q attempts %q, want ok after 1 attempt", m.Header.Get(headers.Outcome), m.Header.Get(headers.Attempts))
+	}
+	if n := up.callsOf("k-1"); n != 1 {
+		t.Errorf("the target was called %d times, want 1: the kept outcome was not used", n)
+	}
+	if e.logLine("publishing the outcome an earlier delivery reached", `"message_id":"k-1"`) == "" {
+		t.Error("no log line says the kept outcome was published")
+	}
+}
