@@ -70,22 +70,15 @@ func WorkerPermissions(o PermissionOptions) *server.Permissions {
 		"$JS.API.DIRECT.GET.KV_" + topology.BucketAttempts + ".>",
 		"$JS.API.STREAM.MSG.GET.KV_" + topology.BucketCache,
 		"$JS.API.STREAM.MSG.GET.KV_" + topology.BucketAttempts,
-		// Flags and modules: read and watch (ordered consumers).
-		"$JS.API.DIRECT.GET.KV_" + topology.BucketFlags + ".>",
-		"$JS.API.STREAM.MSG.GET.KV_" + topology.BucketFlags,
-		"$JS.API.CONSUMER.CREATE.KV_" + topology.BucketFlags + ".>",
-		"$JS.API.CONSUMER.DELETE.KV_" + topology.BucketFlags + ".>",
-		"$JS.FC.KV_" + topology.BucketFlags + ".>",
-		"$JS.API.DIRECT.GET.OBJ_" + topology.BucketModules + ".>",
-		"$JS.API.STREAM.MSG.GET.OBJ_" + topology.BucketModules,
-		"$JS.API.CONSUMER.CREATE.OBJ_" + topology.BucketModules + ".>",
-		"$JS.API.CONSUMER.DELETE.OBJ_" + topology.BucketModules + ".>",
-		"$JS.FC.OBJ_" + topology.BucketModules + ".>",
-		"$JS.API.DIRECT.GET.KV_" + topology.BucketModules + "_meta.>",
-		"$JS.API.STREAM.MSG.GET.KV_" + topology.BucketModules + "_meta",
-		"$JS.API.CONSUMER.CREATE.KV_" + topology.BucketModules + "_meta.>",
-		"$JS.API.CONSUMER.DELETE.KV_" + topology.BucketModules + "_meta.>",
-		"$JS.FC.KV_" + topology.BucketModules + "_meta.>",
+	}
+	// Flags and modules: read and watch (ordered consumers).
+	for _, s := range []string{"KV_" + topology.BucketFlags, "OBJ_" + topology.BucketModules, "KV_" + topology.BucketModules + "_meta"} {
+		pub = append(pub,
+			"$JS.API.DIRECT.GET."+s+".>",
+			"$JS.API.STREAM.MSG.GET."+s,
+			"$JS.API.CONSUMER.CREATE."+s+".>",
+			"$JS.API.CONSUMER.DELETE."+s+".>",
+			"$JS.FC."+s+".>")
 	}
 	pub = append(pub, o.TargetSubjects...)
 	return &server.Permissions{

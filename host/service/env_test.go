@@ -303,14 +303,7 @@ func startErr(t *testing.T, path string) error {
 // until the test ends.
 func runService(t *testing.T, yaml string) *service.Service {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "breakwater.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadConfig(t, yaml)
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	svc, err := service.Start(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)))
