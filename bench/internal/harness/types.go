@@ -22,6 +22,10 @@ type Sample struct {
 	// AllocsPerOp and BytesPerOp, when measured (decision overhead).
 	AllocsPerOp float64
 	BytesPerOp  float64
+	// AllocsMeasured says AllocsPerOp and BytesPerOp were measured, so
+	// that a measured 0 shows as 0 and not as "not measured" (a non-zero
+	// AllocsPerOp or BytesPerOp counts as measured too).
+	AllocsMeasured bool
 	// Extra holds scenario-specific figures (lost messages, duplicate
 	// outcomes, seconds to recover, RSS bytes…), summed over runs when
 	// the name ends in "_total", else averaged.
