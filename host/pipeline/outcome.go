@@ -304,6 +304,13 @@ func (p *Pipeline) publishOnce(ctx context.Context, msg *nats.Msg) (*jetstream.P
 }
 
 func (p *Pipeline) logOutcome(j *job, route string, t terminal) {
+	level := slog.LevelInfo
+	if t.outcome == headers.OutcomeDead {
+		level = slog.LevelWarn
+	}
+	if !p.log.Enabled(context.Background(), level) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("route", route),
 		slog.String("message_id", j.id),
@@ -313,16 +320,12 @@ func (p *Pipeline) logOutcome(j *job, route string, t terminal) {
 		slog.Float64("duration_ms", ms(time.Since(j.start))),
 		slog.Float64("since_first_seen_ms", ms(time.Since(j.firstSeen))),
 	}
-	level := slog.LevelInfo
 	if len(t.errs) > 0 {
 		last := t.errs[len(t.errs)-1]
 		attrs = append(attrs, slog.String("error_kind", string(last.Kind)), slog.String("error", last.Message))
 	}
 	if t.reason != "" {
 		attrs = append(attrs, slog.String("reason", t.reason))
-	}
-	if t.outcome == headers.OutcomeDead {
-		level = slog.LevelWarn
 	}
 	p.log.LogAttrs(context.Background(), level, "outcome", attrs...)
 }

@@ -93,8 +93,19 @@ func (j *job) input(r *Route) *abi.Input {
 		Attempt:     j.delivery,
 		MaxAttempts: r.MaxAttempts,
 		ElapsedMs:   time.Since(j.firstSeen).Milliseconds(),
-		Headers:     flatten(j.msg.Headers()),
 		Payload:     j.msg.Data(),
+	}
+}
+
+// completeInput fills in what only policies read (headers, flags), once,
+// just before the first policy is asked: a message that succeeds on its
+// first call never pays for it.
+func (p *Pipeline) completeInput(in *abi.Input, h map[string][]string) {
+	if in.Headers == nil {
+		in.Headers = flatten(h)
+	}
+	if in.Flags == nil && p.o.Switches != nil {
+		in.Flags = p.o.Switches.ForRoute(in.Route)
 	}
 }
 
@@ -207,6 +218,7 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 			p.fallback(ctx, j, r, in, key, hist, attempt, "the target's answer is too large for an outcome; not retried")
 			return
 		}
+		p.completeInput(in, msg.Headers())
 		d := p.decideRetry(ctx, r, in)
 		if d.Retry {
 			if err := p.history.save(ctx, j.historyKey(), record{Errors: hist}); err != nil {
@@ -248,6 +260,7 @@ func (p *Pipeline) keepAlive(msg jetstream.Msg) (stop func()) {
 // or dead letter, as the fallback policy chooses.
 func (p *Pipeline) fallback(ctx context.Context, j *job, r *Route, in *abi.Input, key string, hist []abi.AttemptError, attempts uint32, reason string) {
 	t := terminal{errs: hist, attempts: attempts, reason: reason, cleanHistory: true}
+	p.completeInput(in, j.msg.Headers())
 	if err := p.serveFallback(ctx, r, in, key, &t); err != nil {
 		p.retryLater(j, r.Name, err, nil)
 		return
@@ -332,7 +345,6 @@ func (p *Pipeline) retryLater(j *job, route string, err error, result *terminal)
 // and fills in the breaker state and flags policies will see.
 func (p *Pipeline) callTarget(ctx context.Context, r *Route, m *render.Message, in *abi.Input) (*target.Response, *target.Error) {
 	if p.o.Switches != nil {
-		in.Flags = p.o.Switches.ForRoute(r.Name)
 		if !p.o.Switches.Enabled(r.Name, r.Target) {
 			p.obs.Attempt(r.Name, r.Target, abi.ErrorSwitchedOff, 0)
 			return nil, &target.Error{Kind: abi.ErrorSwitchedOff,

@@ -130,7 +130,7 @@ func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, ove
 	reserve := min(time.Until(deadline)/fallbackReserveDiv, maxReserve)
 
 	m := &render.Message{Route: r.Name, Subject: msg.Subject, MessageID: id, Headers: msg.Header, Payload: msg.Data}
-	in := &abi.Input{Route: r.Name, Subject: msg.Subject, MessageID: id, MaxAttempts: r.MaxAttempts, Headers: flatten(msg.Header), Payload: msg.Data}
+	in := &abi.Input{Route: r.Name, Subject: msg.Subject, MessageID: id, MaxAttempts: r.MaxAttempts, Payload: msg.Data}
 
 	var key string
 	if r.CacheKey != nil {
@@ -180,6 +180,7 @@ func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, ove
 		if te.Kind == abi.ErrorBadInput || te.Kind == abi.ErrorResultTooLarge {
 			break
 		}
+		p.completeInput(in, msg.Header)
 		d := p.decideRetry(ctx, r, in)
 		if !d.Retry {
 			reason = d.Reason
@@ -201,6 +202,7 @@ func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, ove
 
 	// Fallback: cached, stub, or an error reply.
 	t := terminal{errs: hist, attempts: attempt, reason: reason}
+	p.completeInput(in, msg.Header)
 	if err := p.serveFallback(ctx, r, in, key, &t); err != nil {
 		// Without the cache, a stub may still answer.
 		p.log.Warn("cache lookup failed during fallback", slog.String("route", r.Name), slog.String("message_id", id), slog.String("error", err.Error()))
