@@ -86,6 +86,17 @@ func (p *Policy) module() (*engine.Module, error) {
 	return m, nil
 }
 
+// Module names the module and version that serves this policy now
+// ("name@vN"; "name@none" while no version is usable), for logs and
+// readiness. A decision made during a version swap may have come from the
+// version before.
+func (p *Policy) Module() string {
+	if m := p.b.current.Load(); m != nil {
+		return m.Name() + "@" + m.Version()
+	}
+	return p.b.name + "@none"
+}
+
 // DecideRetry implements policy.Retry.
 func (p *Policy) DecideRetry(ctx context.Context, in *abi.Input) (abi.RetryDecision, error) {
 	return retrySwap(p, func(m *engine.Module) (abi.RetryDecision, error) { return m.Retry(ctx, in, p.lim) })

@@ -152,8 +152,16 @@ func (e *Engine) hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	if cs, _ := ctx.Value(callStateKey{}).(*callState); cs != nil {
 		attrs = append(attrs, slog.String("route", cs.route), slog.String("message_id", cs.messageID))
 	}
-	e.log.LogAttrs(ctx, slog.Level(level), "module log", attrs...)
+	lv := slog.Level(level)
+	if ctx.Value(warmUpKey{}) != nil {
+		lv = slog.LevelDebug
+		attrs = append(attrs, slog.Bool("warm_up", true))
+	}
+	e.log.LogAttrs(ctx, lv, "module log", attrs...)
 }
+
+// warmUpKey marks the context of warm-up calls (see Module.warmUp).
+type warmUpKey struct{}
 
 // moduleOf strips the instance suffix of an instance name.
 func moduleOf(instance string) string {

@@ -162,6 +162,11 @@ func (m *Module) instantiate(ctx context.Context, warm bool) (*instance, error) 
 // start-up work (a Go runtime's first allocations, say) is not charged to
 // the first real call: fuel per input is then the same on every call.
 func (m *Module) warmUp(ctx context.Context, inst *instance, lim Limits, deadline time.Time) bool {
+	// What a guest logs on the sample input is not a decision: it goes to
+	// debug level, marked as warm-up.
+	ctx = context.WithValue(ctx, warmUpKey{}, true)
+	inst.stdio.setWarmUp(true)
+	defer inst.stdio.setWarmUp(false)
 	buf := SampleInput().MarshalABI(nil)
 	for _, k := range m.info.Kinds {
 		cctx, call, err := m.begin(ctx, inst, lim.Fuel, deadline)

@@ -13,6 +13,7 @@ type stdioWriter struct {
 	cap    int
 
 	mu        sync.Mutex
+	warmUp    bool // output of a warm-up call: debug level
 	written   int
 	dropped   int
 	sawOOM    bool
@@ -36,7 +37,11 @@ func (w *stdioWriter) Write(p []byte) (int, error) {
 		q = q[:room]
 	}
 	w.written += len(q)
-	w.log.Info("module output", slog.String("module", w.module), slog.String("output", string(bytes.TrimRight(q, "\n"))))
+	if w.warmUp {
+		w.log.Debug("module output", slog.String("module", w.module), slog.String("output", string(bytes.TrimRight(q, "\n"))), slog.Bool("warm_up", true))
+	} else {
+		w.log.Info("module output", slog.String("module", w.module), slog.String("output", string(bytes.TrimRight(q, "\n"))))
+	}
 	return len(p), nil
 }
 
@@ -49,6 +54,12 @@ func (w *stdioWriter) reset() {
 		w.log.Warn("module output truncated", slog.String("module", w.module), slog.Int("dropped_bytes", w.dropped), slog.Int("cap_bytes", w.cap))
 	}
 	w.written, w.dropped, w.sawOOM = 0, 0, false
+}
+
+func (w *stdioWriter) setWarmUp(on bool) {
+	w.mu.Lock()
+	w.warmUp = on
+	w.mu.Unlock()
 }
 
 func (w *stdioWriter) outOfMemory() bool {

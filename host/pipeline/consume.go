@@ -53,6 +53,11 @@ type RouteHealth struct {
 	Consuming bool      `json:"consuming"`
 	LastError string    `json:"last_error,omitempty"`
 	Since     time.Time `json:"since"`
+	// Modules names the module and version serving each decision kind
+	// (native kinds are left out).
+	Modules map[string]string `json:"modules,omitempty"`
+	// Breaker is the target's circuit breaker state ("" without one).
+	Breaker string `json:"breaker,omitempty"`
 }
 
 func (s *pullState) health() RouteHealth {

@@ -11,10 +11,22 @@ import (
 // maxRetryDelay caps a retry delay a policy asks for.
 const maxRetryDelay = time.Hour
 
+// moduleNamer is a policy served by a module: it names the module and the
+// version in use (binding.Policy).
+type moduleNamer interface{ Module() string }
+
+// decidedBy names what made a decision: "native", or "module@version".
+func decidedBy(policy any, native bool) string {
+	if m, ok := policy.(moduleNamer); ok && !native {
+		return m.Module()
+	}
+	return "native"
+}
+
 // decideRetry asks the route's retry policy, falling back to the native one
-// when a module fails. The route's max attempts bound every policy.
-func (p *Pipeline) decideRetry(ctx context.Context, r *Route, in *abi.Input) abi.RetryDecision {
-	var d abi.RetryDecision
+// when a module fails. The route's max attempts bound every policy. by
+// names what decided.
+func (p *Pipeline) decideRetry(ctx context.Context, r *Route, in *abi.Input) (d abi.RetryDecision, by string) {
 	var err error
 	if r.Retry != r.NativeRetry {
 		in.Config = r.RetryConfig
@@ -23,10 +35,12 @@ func (p *Pipeline) decideRetry(ctx context.Context, r *Route, in *abi.Input) abi
 			p.policyFailed(r, "retry", r.RetryModule, in, err)
 		}
 	}
-	if r.Retry == r.NativeRetry || err != nil {
+	native := r.Retry == r.NativeRetry || err != nil
+	if native {
 		in.Config = nil
 		d, _ = r.NativeRetry.DecideRetry(ctx, in) // native policies do not fail
 	}
+	by = decidedBy(r.Retry, native)
 	if d.Retry && in.Attempt >= in.MaxAttempts {
 		d = abi.RetryDecision{Reason: "attempts exhausted (policy asked for more than max_attempts)"}
 	}
@@ -36,18 +50,19 @@ func (p *Pipeline) decideRetry(ctx context.Context, r *Route, in *abi.Input) abi
 	if time.Duration(d.DelayMs)*time.Millisecond > maxRetryDelay {
 		d.DelayMs = maxRetryDelay.Milliseconds()
 	}
-	return d
+	return d, by
 }
 
-// chooseFallback asks the route's fallback policy (native on module failure).
-func (p *Pipeline) chooseFallback(ctx context.Context, r *Route, in *abi.Input) abi.FallbackDecision {
+// chooseFallback asks the route's fallback policy (native on module
+// failure); by names what decided.
+func (p *Pipeline) chooseFallback(ctx context.Context, r *Route, in *abi.Input) (abi.FallbackDecision, string) {
 	if r.Fallback != r.NativeFallback {
 		in.Config = r.FallbackConfig
 		d, err := r.Fallback.ChooseFallback(ctx, in)
 		if err == nil {
 			switch d.Action {
 			case abi.FallbackCache, abi.FallbackStub, abi.FallbackDeadLetter, abi.FallbackFail:
-				return d
+				return d, decidedBy(r.Fallback, false)
 			}
 			err = errUnknownAction(d.Action)
 		}
@@ -55,7 +70,7 @@ func (p *Pipeline) chooseFallback(ctx context.Context, r *Route, in *abi.Input) 
 	}
 	in.Config = nil
 	d, _ := r.NativeFallback.ChooseFallback(ctx, in)
-	return d
+	return d, "native"
 }
 
 // generateStub asks the route's stub generator (the static stub on module

@@ -31,6 +31,9 @@ type terminal struct {
 	reason      string
 	// cleanHistory removes the message's attempt history once it is done.
 	cleanHistory bool
+	// decidedBy names the policies that decided, for logs:
+	// "retry=<module@version|native> fallback=…".
+	decidedBy string
 }
 
 // finish publishes t exactly once and acks the message.
@@ -326,6 +329,9 @@ func (p *Pipeline) logOutcome(j *job, route string, t terminal) {
 	}
 	if t.reason != "" {
 		attrs = append(attrs, slog.String("reason", t.reason))
+	}
+	if t.decidedBy != "" {
+		attrs = append(attrs, slog.String("decided_by", t.decidedBy))
 	}
 	p.log.LogAttrs(context.Background(), level, "outcome", attrs...)
 }

@@ -159,7 +159,20 @@ type Health struct {
 func (p *Pipeline) Health() Health {
 	h := Health{Routes: make(map[string]RouteHealth, len(p.routes)), SyncReady: p.syncReady.Load()}
 	for name, st := range p.pulls {
-		h.Routes[name] = st.health()
+		rh := st.health()
+		r := p.routes[name]
+		for kind, pol := range map[string]any{"retry": r.Retry, "fallback": r.Fallback, "stub": r.Stub} {
+			if m, ok := pol.(moduleNamer); ok {
+				if rh.Modules == nil {
+					rh.Modules = map[string]string{}
+				}
+				rh.Modules[kind] = m.Module()
+			}
+		}
+		if r.Guard != nil {
+			rh.Breaker = r.Guard.BreakerState()
+		}
+		h.Routes[name] = rh
 	}
 	if e := p.publishErr.Load(); e != nil {
 		h.PublishError = *e

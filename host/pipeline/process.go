@@ -184,7 +184,7 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 		}
 	}
 
-	var reason string
+	var reason, decided string
 	if attempt > r.MaxAttempts {
 		// Every attempt was made and failed, but no outcome was recorded
 		// (the fallback's failed): do not call the target again.
@@ -215,11 +215,12 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 			return
 		case abi.ErrorResultTooLarge:
 			// Asking again would not make the answer smaller.
-			p.fallback(ctx, j, r, in, key, hist, attempt, "the target's answer is too large for an outcome; not retried")
+			p.fallback(ctx, j, r, in, key, hist, attempt, "the target's answer is too large for an outcome; not retried", "")
 			return
 		}
 		p.completeInput(in, msg.Headers())
-		d := p.decideRetry(ctx, r, in)
+		d, by := p.decideRetry(ctx, r, in)
+		decided = "retry=" + by
 		if d.Retry {
 			if err := p.history.save(ctx, j.historyKey(), record{Errors: hist}); err != nil {
 				p.log.Warn("saving attempt history failed; the dead letter may miss this attempt", slog.String("route", r.Name), slog.String("message_id", j.id), slog.String("error", err.Error()))
@@ -231,12 +232,13 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 			}
 			p.obs.Retry(r.Name, attempt, delay)
 			p.log.Info("retry scheduled", slog.String("route", r.Name), slog.String("message_id", j.id), slog.Uint64("attempt", uint64(attempt)),
-				slog.String("outcome", "retry"), slog.Float64("delay_ms", ms(delay)), slog.String("error_kind", string(te.Kind)), slog.String("error", te.Message), slog.String("reason", d.Reason))
+				slog.String("outcome", "retry"), slog.Float64("delay_ms", ms(delay)), slog.String("error_kind", string(te.Kind)), slog.String("error", te.Message), slog.String("reason", d.Reason),
+				slog.String("decided_by", by))
 			return
 		}
 		reason = d.Reason
 	}
-	p.fallback(ctx, j, r, in, key, hist, min(attempt, r.MaxAttempts), reason)
+	p.fallback(ctx, j, r, in, key, hist, min(attempt, r.MaxAttempts), reason, decided)
 }
 
 // keepAlive tells JetStream, every third of the ack wait, that the message
@@ -258,8 +260,8 @@ func (p *Pipeline) keepAlive(msg jetstream.Msg) (stop func()) {
 
 // fallback serves a message that will not be retried: cached value, stub,
 // or dead letter, as the fallback policy chooses.
-func (p *Pipeline) fallback(ctx context.Context, j *job, r *Route, in *abi.Input, key string, hist []abi.AttemptError, attempts uint32, reason string) {
-	t := terminal{errs: hist, attempts: attempts, reason: reason, cleanHistory: true}
+func (p *Pipeline) fallback(ctx context.Context, j *job, r *Route, in *abi.Input, key string, hist []abi.AttemptError, attempts uint32, reason, decided string) {
+	t := terminal{errs: hist, attempts: attempts, reason: reason, cleanHistory: true, decidedBy: decided}
 	p.completeInput(in, j.msg.Headers())
 	if err := p.serveFallback(ctx, r, in, key, &t); err != nil {
 		p.retryLater(j, r.Name, err, nil)
@@ -382,7 +384,8 @@ func (p *Pipeline) serveFallback(ctx context.Context, r *Route, in *abi.Input, k
 		}
 		in.CacheAvailable, in.CacheAgeMs = ok, cached.Age.Milliseconds()
 	}
-	fd := p.chooseFallback(ctx, r, in)
+	fd, by := p.chooseFallback(ctx, r, in)
+	t.decidedBy = strings.TrimPrefix(t.decidedBy+" fallback="+by, " ")
 	if fd.Reason != "" {
 		t.reason = strings.TrimPrefix(t.reason+"; "+fd.Reason, "; ")
 	}

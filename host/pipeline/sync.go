@@ -181,7 +181,7 @@ func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, ove
 			break
 		}
 		p.completeInput(in, msg.Header)
-		d := p.decideRetry(ctx, r, in)
+		d, _ := p.decideRetry(ctx, r, in)
 		if !d.Retry {
 			reason = d.Reason
 			break
