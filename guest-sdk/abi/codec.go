@@ -107,6 +107,8 @@ var (
 		13: {"cache_available", protowire.VarintType},
 		14: {"cache_age_ms", protowire.VarintType},
 		15: {"deadline_ms", protowire.VarintType},
+		16: {"response_headers", protowire.BytesType},
+		17: {"retry_after_ms", protowire.VarintType},
 	}}
 	attemptErrorSchema = schema{"Input.error", []fieldSpec{
 		1: {"attempt", protowire.VarintType},
@@ -128,10 +130,11 @@ var (
 		1: {"payload", protowire.BytesType},
 		2: {"headers", protowire.BytesType},
 	}}
-	flagsEntrySchema   = schema{"Input.flags entry", entryFields}
-	headersEntrySchema = schema{"Input.headers entry", entryFields}
-	stubHeadersSchema  = schema{"Stub.headers entry", entryFields}
-	entryFields        = []fieldSpec{
+	flagsEntrySchema           = schema{"Input.flags entry", entryFields}
+	headersEntrySchema         = schema{"Input.headers entry", entryFields}
+	responseHeadersEntrySchema = schema{"Input.response_headers entry", entryFields}
+	stubHeadersSchema          = schema{"Stub.headers entry", entryFields}
+	entryFields                = []fieldSpec{
 		1: {"key", protowire.BytesType},
 		2: {"value", protowire.BytesType},
 	}
@@ -317,6 +320,8 @@ func (x *Input) SizeABI() int {
 	}
 	n += sizeVarintNZ(14, uint64(x.CacheAgeMs))
 	n += sizeVarintNZ(15, uint64(x.DeadlineMs))
+	n += sizeMap(16, x.ResponseHeaders)
+	n += sizeVarintNZ(17, uint64(x.RetryAfterMs))
 	return n
 }
 
@@ -351,6 +356,8 @@ func (x *Input) MarshalABI(dst []byte) []byte {
 	}
 	dst = appendVarintNZ(dst, 14, uint64(x.CacheAgeMs))
 	dst = appendVarintNZ(dst, 15, uint64(x.DeadlineMs))
+	dst = appendMap(dst, 16, x.ResponseHeaders)
+	dst = appendVarintNZ(dst, 17, uint64(x.RetryAfterMs))
 	return dst
 }
 
@@ -375,10 +382,11 @@ func (x *Input) UnmarshalABI(b []byte) error {
 // which matters inside a Go guest, whose allocator is slow; the guest SDK
 // uses it on input buffers it never reuses.
 func (x *Input) UnmarshalABINoCopy(b []byte) error {
-	flags, headers := x.Flags, x.Headers
+	flags, headers, resp := x.Flags, x.Headers, x.ResponseHeaders
 	clear(flags)
 	clear(headers)
-	*x = Input{Flags: flags, Headers: headers}
+	clear(resp)
+	*x = Input{Flags: flags, Headers: headers, ResponseHeaders: resp}
 	r := reader{s: &inputSchema, b: b}
 	var haveRoute bool
 	for r.next() {
@@ -425,6 +433,15 @@ func (x *Input) UnmarshalABINoCopy(b []byte) error {
 			x.CacheAgeMs = int64(r.u)
 		case 15:
 			x.DeadlineMs = int64(r.u)
+		case 16:
+			if x.ResponseHeaders == nil {
+				x.ResponseHeaders = make(map[string]string)
+			}
+			if err := unmarshalEntry(&responseHeadersEntrySchema, r.v, r.valueOffset(), x.ResponseHeaders); err != nil {
+				return err
+			}
+		case 17:
+			x.RetryAfterMs = int64(r.u)
 		}
 	}
 	if r.err != nil {

@@ -26,14 +26,16 @@ func fullInput() Input {
 			Status:   503,
 			Message:  "service unavailable",
 		},
-		BreakerState:   "half_open",
-		Flags:          map[string]string{"beta": "on", "alpha": "off"},
-		Headers:        map[string]string{"Content-Type": "application/json", "X-Trace": "abc"},
-		Payload:        []byte(`{"id":7,"name":"widget"}`),
-		Config:         []byte(`{"initial_ms":100}`),
-		CacheAvailable: true,
-		CacheAgeMs:     5000,
-		DeadlineMs:     250,
+		BreakerState:    "half_open",
+		Flags:           map[string]string{"beta": "on", "alpha": "off"},
+		Headers:         map[string]string{"Content-Type": "application/json", "X-Trace": "abc"},
+		Payload:         []byte(`{"id":7,"name":"widget"}`),
+		Config:          []byte(`{"initial_ms":100}`),
+		CacheAvailable:  true,
+		CacheAgeMs:      5000,
+		DeadlineMs:      250,
+		ResponseHeaders: map[string]string{"Content-Type": "text/plain", "Retry-After": "2"},
+		RetryAfterMs:    2000,
 	}
 }
 
@@ -51,6 +53,9 @@ func normalize(in Input) Input {
 	}
 	if len(in.Config) == 0 {
 		in.Config = nil
+	}
+	if len(in.ResponseHeaders) == 0 {
+		in.ResponseHeaders = nil
 	}
 	return in
 }

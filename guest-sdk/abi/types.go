@@ -65,6 +65,12 @@ type Input struct {
 	CacheAvailable bool              `json:"cache_available"`
 	CacheAgeMs     int64             `json:"cache_age_ms"`
 	DeadlineMs     int64             `json:"deadline_ms,omitempty"`
+	// ResponseHeaders are the target's response headers of the attempt
+	// that just failed, as the route's response_headers allow.
+	ResponseHeaders map[string]string `json:"response_headers,omitempty"`
+	// RetryAfterMs is the target's Retry-After (seconds or an HTTP date)
+	// in milliseconds from now; 0 when it sent none.
+	RetryAfterMs int64 `json:"retry_after_ms,omitempty"`
 }
 
 // RetryDecision is the output of a retry policy.

@@ -177,6 +177,15 @@ type Route struct {
 	// ReplySubjects widens the subjects a producer may name in Bw-Reply-To
 	// (default _INBOX.> and bw.reply.>), as subject patterns.
 	ReplySubjects []string `mapstructure:"reply_subjects"`
+	// ForwardHeaders lists the producer headers (names or glob patterns,
+	// case-insensitive: "X-*", "traceparent") copied to the target's
+	// request. Unset: HTTP targets get none (but Content-Type), NATS targets
+	// get every header.
+	ForwardHeaders []string `mapstructure:"forward_headers"`
+	// ResponseHeaders lists the target's response headers (names or glob
+	// patterns) put on the outcome and shown to policies (default
+	// Content-Type). Nats- and Bw- headers never pass.
+	ResponseHeaders []string `mapstructure:"response_headers"`
 }
 
 // Breaker configures a target's circuit breaker.

@@ -68,6 +68,9 @@ func (r *Route) applyDefaults() {
 	if r.Target.Name == "" {
 		r.Target.Name = r.Name
 	}
+	if r.ResponseHeaders == nil {
+		r.ResponseHeaders = []string{"Content-Type"}
+	}
 	if r.Timeout == 0 {
 		r.Timeout = DefaultTimeout
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/textproto"
 	"net/url"
+	"path"
 	"strings"
 	"text/template"
 
@@ -218,6 +219,13 @@ func (c *Config) Validate() error {
 				} else if headers.Reserved(k) {
 					k = textproto.CanonicalMIMEHeaderKey(k)
 					bad(f+".stub.headers", "%q is in the Nats- or Bw- header namespace, which belongs to the runtime: rename it (for example X-%s)", k, k)
+				}
+			}
+		}
+		for key, patterns := range map[string][]string{"forward_headers": r.ForwardHeaders, "response_headers": r.ResponseHeaders} {
+			for j, p := range patterns {
+				if _, err := path.Match(strings.ToLower(p), ""); err != nil || p == "" {
+					bad(fmt.Sprintf("%s.%s[%d]", f, key, j), "%q is not a header name or glob pattern (like X-* or traceparent)", p)
 				}
 			}
 		}

@@ -43,6 +43,7 @@ type savedResult struct {
 	Outcome     string             `json:"outcome"`
 	Payload     []byte             `json:"payload,omitempty"`
 	StubHeaders map[string]string  `json:"stub_headers,omitempty"`
+	RespHeaders map[string]string  `json:"response_headers,omitempty"`
 	CacheAgeMs  int64              `json:"cache_age_ms,omitempty"`
 	Errors      []abi.AttemptError `json:"errors,omitempty"`
 	Attempts    uint32             `json:"attempts"`
@@ -50,12 +51,12 @@ type savedResult struct {
 }
 
 func saveResult(t terminal) *savedResult {
-	return &savedResult{SavedAt: time.Now(), Outcome: t.outcome, Payload: t.payload, StubHeaders: t.stubHeaders,
+	return &savedResult{SavedAt: time.Now(), Outcome: t.outcome, Payload: t.payload, StubHeaders: t.stubHeaders, RespHeaders: t.respHeaders,
 		CacheAgeMs: t.cacheAge.Milliseconds(), Errors: t.errs, Attempts: t.attempts, Reason: t.reason}
 }
 
 func (s *savedResult) terminal() terminal {
-	return terminal{outcome: s.Outcome, payload: s.Payload, stubHeaders: s.StubHeaders, cacheAge: time.Duration(s.CacheAgeMs) * time.Millisecond,
+	return terminal{outcome: s.Outcome, payload: s.Payload, stubHeaders: s.StubHeaders, respHeaders: s.RespHeaders, cacheAge: time.Duration(s.CacheAgeMs) * time.Millisecond,
 		errs: s.Errors, attempts: s.Attempts, reason: s.Reason, cleanHistory: true}
 }
 

@@ -24,6 +24,9 @@ type terminal struct {
 	outcome     string // headers.Outcome*
 	payload     []byte // result, cached value or stub (not for dead)
 	stubHeaders map[string]string
+	// respHeaders are the target's response headers the route lets
+	// through (ok outcomes).
+	respHeaders map[string]string
 	cacheAge    time.Duration
 	status      int                // sync error replies: the HTTP-like status (Bw-Status)
 	errs        []abi.AttemptError // every failed attempt, oldest first
@@ -215,6 +218,11 @@ func (p *Pipeline) buildOutcome(j *job, route string, t *terminal, original *dea
 	h := nats.Header{}
 	// Stub headers first, without the runtime's namespaces: a stub cannot
 	// forge an outcome, an id or anything else the runtime says.
+	for k, v := range t.respHeaders {
+		if !headers.Reserved(k) && headers.Token(k) {
+			h.Set(k, v)
+		}
+	}
 	dropped := 0
 	for k, v := range t.stubHeaders {
 		if headers.Reserved(k) || !headers.Token(k) {

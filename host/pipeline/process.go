@@ -97,6 +97,13 @@ func (j *job) input(r *Route) *abi.Input {
 	}
 }
 
+// responseInput shows policies what the target said with its failure: the
+// allowed response headers and Retry-After.
+func responseInput(in *abi.Input, r *Route, te *target.Error) {
+	in.ResponseHeaders = r.ResponseHeaders.Select(te.Headers)
+	in.RetryAfterMs = te.RetryAfter.Milliseconds()
+}
+
 // completeInput fills in what only policies read (headers, flags), once,
 // just before the first policy is asked: a message that succeeds on its
 // first call never pays for it.
@@ -202,12 +209,14 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 					p.log.Warn("storing last-known-good value failed", slog.String("route", r.Name), slog.String("message_id", j.id), slog.String("error", err.Error()))
 				}
 			}
-			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeOK, payload: resp.Body, attempts: attempt, cleanHistory: j.delivery > 1})
+			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeOK, payload: resp.Body, attempts: attempt, cleanHistory: j.delivery > 1,
+				respHeaders: r.ResponseHeaders.Select(resp.Headers)})
 			return
 		}
 		ae := attemptError(attempt, te.Kind, te.Status, te.Message)
 		hist = append(hist, ae)
 		in.Error = ae
+		responseInput(in, r, te)
 		switch te.Kind {
 		case abi.ErrorBadInput:
 			p.finish(ctx, j, r.Name, terminal{outcome: headers.OutcomeDead, errs: hist, attempts: attempt, cleanHistory: true,

@@ -45,6 +45,9 @@ type Route struct {
 	// ReplySubjects are the subjects a producer may name in Bw-Reply-To:
 	// topology.ReplyNamespaces and the route's reply_subjects.
 	ReplySubjects []string
+	// ResponseHeaders says which of the target's response headers go on the
+	// outcome and to policies.
+	ResponseHeaders *target.HeaderFilter
 }
 
 // outcomeHeadroom is kept free in every outcome for the runtime's headers:
@@ -94,15 +97,25 @@ func NewRoute(ctx context.Context, rc *config.Route, nc *nats.Conn, modules Modu
 		Deadline:      rc.Deadline,
 		ReplySubjects: append(append([]string(nil), topology.ReplyNamespaces...), rc.ReplySubjects...),
 	}
+	forward, err := target.NewHeaderFilter(rc.ForwardHeaders)
+	if err != nil {
+		return nil, fmt.Errorf("route %q: forward_headers: %w", rc.Name, err)
+	}
+	if r.ResponseHeaders, err = target.NewHeaderFilter(rc.ResponseHeaders); err != nil {
+		return nil, fmt.Errorf("route %q: response_headers: %w", rc.Name, err)
+	}
 	switch {
 	case rc.Target.HTTP != nil:
-		h, err := target.NewHTTP(rc.Target.HTTP.Method, rc.Target.HTTP.URL, rc.Target.HTTP.Headers, nil, maxResult(nc))
+		h, err := target.NewHTTP(rc.Target.HTTP.Method, rc.Target.HTTP.URL, rc.Target.HTTP.Headers, nil, maxResult(nc), forward)
 		if err != nil {
 			return nil, fmt.Errorf("route %q: %w", rc.Name, err)
 		}
 		r.Caller = h
 	case rc.Target.NATS != nil:
-		r.Caller = target.NewNATS(nc, rc.Target.NATS.Subject, maxResult(nc))
+		if forward == nil {
+			forward = target.AllHeaders // today's behaviour for NATS targets
+		}
+		r.Caller = target.NewNATS(nc, rc.Target.NATS.Subject, maxResult(nc), forward)
 	default:
 		return nil, fmt.Errorf("route %q: no target", rc.Name)
 	}
@@ -130,7 +143,6 @@ func NewRoute(ctx context.Context, rc *config.Route, nc *nats.Conn, modules Modu
 	if (mods.Retry != nil || mods.Fallback != nil || mods.Stub != nil) && modules == nil {
 		return nil, fmt.Errorf("route %q names policy modules but no module engine is running", rc.Name)
 	}
-	var err error
 	if mods.Retry != nil {
 		if r.Retry, err = modules.RetryPolicy(ctx, rc.Name, mods.Retry); err != nil {
 			return nil, fmt.Errorf("route %q: retry module %q: %w", rc.Name, mods.Retry.Name, err)

@@ -168,13 +168,14 @@ func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, ove
 					p.log.Warn("storing last-known-good value failed", slog.String("route", r.Name), slog.String("message_id", id), slog.String("error", err.Error()))
 				}
 			}
-			p.reply(r, msg, id, terminal{outcome: headers.OutcomeOK, payload: resp.Body, attempts: attempt}, start)
+			p.reply(r, msg, id, terminal{outcome: headers.OutcomeOK, payload: resp.Body, attempts: attempt, respHeaders: r.ResponseHeaders.Select(resp.Headers)}, start)
 			return
 		}
 		last = te
 		ae := attemptError(attempt, te.Kind, te.Status, te.Message)
 		hist = append(hist, ae)
 		in.Error = ae
+		responseInput(in, r, te)
 		in.ElapsedMs = time.Since(start).Milliseconds()
 		in.DeadlineMs = time.Until(deadline).Milliseconds()
 		if te.Kind == abi.ErrorBadInput || te.Kind == abi.ErrorResultTooLarge {
@@ -232,9 +233,11 @@ func (p *Pipeline) reply(r *Route, msg *nats.Msg, id string, t terminal, start t
 	if t.outcome == headers.OutcomeCached {
 		h.Set(headers.CacheAge, strconv.FormatInt(t.cacheAge.Milliseconds(), 10))
 	}
-	for k, v := range t.stubHeaders {
-		if !headers.Reserved(k) && headers.Token(k) {
-			h.Set(k, v)
+	for _, hs := range []map[string]string{t.respHeaders, t.stubHeaders} {
+		for k, v := range hs {
+			if !headers.Reserved(k) && headers.Token(k) {
+				h.Set(k, v)
+			}
 		}
 	}
 	if t.status != 0 {

@@ -28,7 +28,12 @@ func (p *BackoffRetry) DecideRetry(_ context.Context, in *abi.Input) (abi.RetryD
 	if ok, why := Retryable(in.Error); !ok {
 		return abi.RetryDecision{Reason: why}, nil
 	}
-	return abi.RetryDecision{Retry: true, DelayMs: p.Delay(in.Attempt).Milliseconds(), Reason: "retryable " + string(in.Error.Kind)}, nil
+	d := abi.RetryDecision{Retry: true, DelayMs: p.Delay(in.Attempt).Milliseconds(), Reason: "retryable " + string(in.Error.Kind)}
+	if in.RetryAfterMs > d.DelayMs {
+		// The target said when to come back: no sooner.
+		d.DelayMs, d.Reason = in.RetryAfterMs, d.Reason+"; Retry-After honoured"
+	}
+	return d, nil
 }
 
 // Delay is the jittered delay before the attempt following attempt n (1-based).

@@ -23,12 +23,15 @@ type HTTP struct {
 	headers http.Header
 	client  *http.Client
 	maxBody int
+	forward *HeaderFilter
 }
 
 // NewHTTP returns a caller for method and url (a template over the message)
 // with fixed extra headers. client may be nil for a shared pooled client.
 // A response body over maxBody bytes fails with kind result_too_large.
-func NewHTTP(method, url string, headers map[string]string, client *http.Client, maxBody int) (*HTTP, error) {
+// forward says which of the message's headers are copied to the request
+// (nil: none but Content-Type); the fixed headers and Idempotency-Key win.
+func NewHTTP(method, url string, headers map[string]string, client *http.Client, maxBody int, forward *HeaderFilter) (*HTTP, error) {
 	t, err := render.Parse("url", url)
 	if err != nil {
 		return nil, err
@@ -40,7 +43,7 @@ func NewHTTP(method, url string, headers map[string]string, client *http.Client,
 	if client == nil {
 		client = sharedClient
 	}
-	return &HTTP{method: method, url: t, headers: h, client: client, maxBody: maxBody}, nil
+	return &HTTP{method: method, url: t, headers: h, client: client, maxBody: maxBody, forward: forward}, nil
 }
 
 var sharedClient = &http.Client{Transport: &http.Transport{
@@ -65,6 +68,11 @@ func (h *HTTP) Call(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, &Error{Kind: abi.ErrorBadInput, Message: fmt.Sprintf("building request for %s: %v", u, err), Err: err}
 	}
+	for k, v := range req.Message.Headers {
+		if h.forward.Pass(k) {
+			hr.Header[k] = v
+		}
+	}
 	for k, v := range h.headers {
 		hr.Header[k] = v
 	}
@@ -87,7 +95,8 @@ func (h *HTTP) Call(ctx context.Context, req *Request) (*Response, error) {
 		return nil, TooLarge(fmt.Sprintf("%s %s", h.method, u), h.maxBody)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, &Error{Kind: abi.ErrorStatus, Status: resp.StatusCode, Message: fmt.Sprintf("%s %s answered %s: %s", h.method, u, resp.Status, snippet(b))}
+		return nil, &Error{Kind: abi.ErrorStatus, Status: resp.StatusCode, Message: fmt.Sprintf("%s %s answered %s: %s", h.method, u, resp.Status, snippet(b)),
+			Headers: resp.Header, RetryAfter: RetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	return &Response{Status: resp.StatusCode, Body: b, Headers: resp.Header}, nil
 }

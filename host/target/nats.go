@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -20,12 +21,14 @@ type NATS struct {
 	nc      *nats.Conn
 	subject string
 	maxBody int
+	forward *HeaderFilter
 }
 
 // NewNATS returns a caller sending requests to subject over nc. A reply
-// over maxBody bytes fails with kind result_too_large.
-func NewNATS(nc *nats.Conn, subject string, maxBody int) *NATS {
-	return &NATS{nc: nc, subject: subject, maxBody: maxBody}
+// over maxBody bytes fails with kind result_too_large. forward says which
+// of the message's headers go with the request (AllHeaders: every one).
+func NewNATS(nc *nats.Conn, subject string, maxBody int, forward *HeaderFilter) *NATS {
+	return &NATS{nc: nc, subject: subject, maxBody: maxBody, forward: forward}
 }
 
 // Call sends the payload and headers as a request and waits for the reply.
@@ -33,7 +36,9 @@ func (n *NATS) Call(ctx context.Context, req *Request) (*Response, error) {
 	m := nats.NewMsg(n.subject)
 	m.Data = req.Message.Payload
 	for k, v := range req.Message.Headers {
-		m.Header[k] = v
+		if n.forward.Pass(k) {
+			m.Header[k] = v
+		}
 	}
 	reply, err := n.nc.RequestMsgWithContext(ctx, m)
 	switch {
@@ -46,7 +51,8 @@ func (n *NATS) Call(ctx context.Context, req *Request) (*Response, error) {
 	}
 	if code := reply.Header.Get(ServiceErrorCodeHeader); code != "" {
 		status, _ := strconv.Atoi(code)
-		return nil, &Error{Kind: abi.ErrorStatus, Status: status, Message: fmt.Sprintf("nats %s answered error %s: %s", n.subject, code, snippet(reply.Data))}
+		return nil, &Error{Kind: abi.ErrorStatus, Status: status, Message: fmt.Sprintf("nats %s answered error %s: %s", n.subject, code, snippet(reply.Data)),
+			Headers: reply.Header, RetryAfter: RetryAfter(reply.Header.Get("Retry-After"), time.Now())}
 	}
 	if len(reply.Data) > n.maxBody {
 		return nil, TooLarge("nats "+n.subject, n.maxBody)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
 	"github.com/breakwater-dev/breakwater/host/render"
@@ -35,6 +36,10 @@ type Error struct {
 	Status  int    // for ErrorStatus
 	Message string // human-readable: what happened
 	Err     error  // underlying cause, if any
+	// Headers are the target's response headers, when it answered.
+	Headers map[string][]string
+	// RetryAfter is the target's Retry-After, when it sent one.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
