@@ -1,6 +1,6 @@
 module github.com/breakwater-dev/breakwater/bench
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/breakwater-dev/breakwater v0.0.0

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -19,8 +20,10 @@ const EnvPrefix = "BW"
 
 // Load reads the configuration: defaults, then the YAML file at path (""
 // means none), then BW_* environment variables, then flags that were set
-// explicitly (flag names are config keys, e.g. --nats.url). The result is
-// validated; any error names the offending field and the file.
+// explicitly (flag names are config keys, e.g. --nats.url). A relative path
+// in the file (see pathKeys) resolves against the file's directory; one from
+// a flag or the environment stays relative to the working directory. The
+// result is validated; any error names the offending field and the file.
 func Load(path string, flags *pflag.FlagSet) (*Config, error) { return load(path, flags, true) }
 
 // LoadClient loads the configuration for operator commands: like Load, but
@@ -49,11 +52,13 @@ func load(path string, flags *pflag.FlagSet, requireRoutes bool) (*Config, error
 			return nil, fmt.Errorf("config file %s: %w", path, err)
 		}
 	}
+	fromFlag := map[string]bool{}
 	if flags != nil {
 		var bindErr error
 		flags.Visit(func(f *pflag.Flag) {
 			if _, known := defaults[f.Name]; known && bindErr == nil {
 				bindErr = v.BindPFlag(f.Name, f)
+				fromFlag[f.Name] = true
 			}
 		})
 		if bindErr != nil {
@@ -75,10 +80,68 @@ func load(path string, flags *pflag.FlagSet, requireRoutes bool) (*Config, error
 	}
 	cfg.File = path
 	cfg.noRoutesOK = !requireRoutes
+	if err := resolveFilePaths(v, cfg, path, fromFlag); err != nil {
+		return nil, fmt.Errorf("config %s: %w", where, err)
+	}
 	if err := cfg.finish(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", where, err)
 	}
 	return cfg, nil
+}
+
+// pathKeys are the keys holding file-system paths. A relative value set in
+// the config file is made absolute against the file's directory, so a config
+// means the same whatever the working directory; a value from a flag, the
+// environment or a default is left as it is (relative to the working
+// directory). Values in keep are not paths ("none"). docs/config.md marks
+// these keys with the type "path" (TestPathKeysDocumented).
+var pathKeys = []struct {
+	key   string
+	field func(*Config) *string
+	keep  []string
+}{
+	{"nats.embedded.store_dir", func(c *Config) *string { return &c.NATS.Embedded.StoreDir }, nil},
+	{"modules.dir", func(c *Config) *string { return &c.Modules.Dir }, nil},
+	{"modules.cache_dir", func(c *Config) *string { return &c.Modules.CacheDir }, []string{"none"}},
+}
+
+// resolveFilePaths makes the relative paths the file at path set (and that
+// no flag or environment variable overrode) absolute against its directory.
+func resolveFilePaths(v *viper.Viper, cfg *Config, path string, fromFlag map[string]bool) error {
+	if path == "" {
+		return nil
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("resolving the directory of the config file: %w", err)
+	}
+	for _, p := range pathKeys {
+		val := p.field(cfg)
+		if *val == "" || filepath.IsAbs(*val) || slices.Contains(p.keep, *val) || !fromFile(v, p.key, fromFlag) {
+			continue
+		}
+		*val = filepath.Join(dir, *val)
+	}
+	return nil
+}
+
+// fromFile reports whether key's value comes from the config file: the file
+// sets it and neither a flag nor an environment variable overrides it
+// (viper's precedence; an empty variable does not override).
+func fromFile(v *viper.Viper, key string, fromFlag map[string]bool) bool {
+	if fromFlag[key] {
+		return false
+	}
+	if val, ok := os.LookupEnv(envVar(key)); ok && val != "" {
+		return false
+	}
+	return v.InConfig(key)
+}
+
+// envVar is the environment variable overriding key: BW_ and the key in
+// upper case with dots as underscores (modules.cache_dir: BW_MODULES_CACHE_DIR).
+func envVar(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
 // finish applies derived defaults and validates.
