@@ -14,7 +14,22 @@ type Config struct {
 	Log     Log     `mapstructure:"log"`
 	Streams Streams `mapstructure:"streams"`
 	Modules Modules `mapstructure:"modules"`
+	Tracing Tracing `mapstructure:"tracing"`
 	Routes  []Route `mapstructure:"routes"`
+}
+
+// Tracing configures OpenTelemetry tracing. It is off unless Endpoint is
+// set; even off, a producer's traceparent travels on to the target and the
+// outcome.
+type Tracing struct {
+	// Endpoint is the OTLP/HTTP endpoint URL spans are exported to
+	// (e.g. http://127.0.0.1:4318); "" turns tracing off.
+	Endpoint string `mapstructure:"endpoint"`
+	// Sampling is the share of traces recorded (0..1) when the producer's
+	// trace context does not decide; a sampled parent is always followed.
+	Sampling float64 `mapstructure:"sampling"`
+	// ServiceName names the runtime in traces.
+	ServiceName string `mapstructure:"service_name"`
 }
 
 // NATS says where the broker is: an external cluster when URL is set, else an

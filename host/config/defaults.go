@@ -40,6 +40,9 @@ var defaults = map[string]any{
 	"modules.limits.wall_time":     50 * time.Millisecond,
 	"modules.limits.memory_pages":  uint32(512),
 	"modules.limits.output_bytes":  uint32(64 << 10),
+	"tracing.endpoint":             "",
+	"tracing.sampling":             1.0,
+	"tracing.service_name":         "breakwater",
 }
 
 // Route defaults, applied to every route field left at its zero value.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
 	"github.com/breakwater-dev/breakwater/host/meter"
@@ -235,6 +237,12 @@ func (m *Module) call(ctx context.Context, kind Kind, in *abi.Input, lim Limits,
 	out, fuel, err := m.callInner(ctx, kind, in, lim)
 	if err == nil {
 		err = m.decode(kind, decode(out))
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("breakwater.module", m.name), attribute.String("breakwater.module.version", m.version), attribute.Int64("breakwater.module.fuel", fuel))
+		if err != nil {
+			span.SetAttributes(attribute.String("breakwater.module.error", err.Error()))
+		}
 	}
 	if m.e.o.OnCall != nil {
 		var be *BreachError

@@ -5,11 +5,20 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+	"github.com/breakwater-dev/breakwater/host/internal/tracing"
 )
 
 // maxRetryDelay caps a retry delay a policy asks for.
 const maxRetryDelay = time.Hour
+
+// policySpan starts the span of one decision; a module's call adds its
+// version and fuel to it (host/engine).
+func (p *Pipeline) policySpan(ctx context.Context, r *Route, kind string) (context.Context, trace.Span) {
+	return p.o.Tracer.Start(ctx, "breakwater.policy."+kind, trace.WithAttributes(tracing.AttrRoute.String(r.Name), tracing.AttrPolicy.String(kind)))
+}
 
 // moduleNamer is a policy served by a module: it names the module and the
 // version in use (binding.Policy).
@@ -27,6 +36,8 @@ func decidedBy(policy any, native bool) string {
 // when a module fails. The route's max attempts bound every policy. by
 // names what decided.
 func (p *Pipeline) decideRetry(ctx context.Context, r *Route, in *abi.Input) (d abi.RetryDecision, by string) {
+	ctx, span := p.policySpan(ctx, r, "retry")
+	defer func() { span.SetAttributes(tracing.AttrModule.String(by)); span.End() }()
 	var err error
 	if r.Retry != r.NativeRetry {
 		in.Config = r.RetryConfig
@@ -55,7 +66,9 @@ func (p *Pipeline) decideRetry(ctx context.Context, r *Route, in *abi.Input) (d 
 
 // chooseFallback asks the route's fallback policy (native on module
 // failure); by names what decided.
-func (p *Pipeline) chooseFallback(ctx context.Context, r *Route, in *abi.Input) (abi.FallbackDecision, string) {
+func (p *Pipeline) chooseFallback(ctx context.Context, r *Route, in *abi.Input) (_ abi.FallbackDecision, by string) {
+	ctx, span := p.policySpan(ctx, r, "fallback")
+	defer func() { span.SetAttributes(tracing.AttrModule.String(by)); span.End() }()
 	if r.Fallback != r.NativeFallback {
 		in.Config = r.FallbackConfig
 		d, err := r.Fallback.ChooseFallback(ctx, in)
@@ -79,6 +92,8 @@ func (p *Pipeline) generateStub(ctx context.Context, r *Route, in *abi.Input) (a
 	if r.Stub == nil {
 		return abi.Stub{}, false
 	}
+	ctx, span := p.policySpan(ctx, r, "stub")
+	defer span.End()
 	if r.Stub != r.NativeStub {
 		in.Config = r.StubConfig
 		s, err := r.Stub.GenerateStub(ctx, in)

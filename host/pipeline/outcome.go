@@ -11,11 +11,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
 	"github.com/breakwater-dev/breakwater/host/deadletter"
 	"github.com/breakwater-dev/breakwater/host/headers"
 	"github.com/breakwater-dev/breakwater/host/internal/subject"
+	"github.com/breakwater-dev/breakwater/host/internal/tracing"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -98,6 +100,7 @@ func (p *Pipeline) finish(ctx context.Context, j *job, route string, t terminal)
 		p.log.Warn("ack failed; the message will be redelivered and its claimed outcome completed", slog.String("route", route),
 			slog.String("message_id", j.id), slog.String("error", err.Error()))
 	}
+	trace.SpanFromContext(ctx).SetAttributes(tracing.AttrOutcome.String(t.outcome), tracing.AttrAttempt.Int64(int64(t.attempts)))
 	p.logOutcome(j, route, t)
 	if !ack.Duplicate {
 		// A re-completion is not a second outcome.
@@ -145,7 +148,7 @@ func (p *Pipeline) replyTo(j *job, route, reply string, out *nats.Msg) {
 // outcome too large becomes a dead letter of kind result_too_large.
 func (p *Pipeline) outcomeMsg(ctx context.Context, j *job, route string, t *terminal) (*nats.Msg, error) {
 	limit := p.maxPayload()
-	msg := p.buildOutcome(j, route, t, nil)
+	msg := p.buildOutcome(ctx, j, route, t, nil)
 	if msgSize(msg) <= limit {
 		return msg, nil
 	}
@@ -154,7 +157,7 @@ func (p *Pipeline) outcomeMsg(ctx context.Context, j *job, route string, t *term
 			fmt.Sprintf("the %s outcome is %d bytes, more than the server's max_payload (%d)", t.outcome, msgSize(msg), limit)))
 		t.outcome, t.payload, t.stubHeaders = headers.OutcomeDead, nil, nil
 		t.reason = strings.TrimPrefix(t.reason+"; outcome too large", "; ")
-		if msg = p.buildOutcome(j, route, t, nil); msgSize(msg) <= limit {
+		if msg = p.buildOutcome(ctx, j, route, t, nil); msgSize(msg) <= limit {
 			return msg, nil
 		}
 	}
@@ -171,7 +174,7 @@ func (p *Pipeline) outcomeMsg(ctx context.Context, j *job, route string, t *term
 		if len(t.reason) > maxErrorMessage {
 			t.reason = t.reason[:maxErrorMessage] + "…"
 		}
-		if msg = p.buildOutcome(j, route, t, ref); msgSize(msg) <= limit {
+		if msg = p.buildOutcome(ctx, j, route, t, ref); msgSize(msg) <= limit {
 			return msg, nil
 		}
 	}
@@ -214,7 +217,7 @@ func msgSize(m *nats.Msg) int {
 
 // buildOutcome builds the outcome message; with original set, a dead
 // letter's record refers to it instead of holding headers and payload.
-func (p *Pipeline) buildOutcome(j *job, route string, t *terminal, original *deadletter.Ref) *nats.Msg {
+func (p *Pipeline) buildOutcome(ctx context.Context, j *job, route string, t *terminal, original *deadletter.Ref) *nats.Msg {
 	h := nats.Header{}
 	// Stub headers first, without the runtime's namespaces: a stub cannot
 	// forge an outcome, an id or anything else the runtime says.
@@ -234,6 +237,9 @@ func (p *Pipeline) buildOutcome(j *job, route string, t *terminal, original *dea
 	if dropped > 0 {
 		p.log.Warn("stub headers in the Nats- or Bw- namespace, or not valid header names, dropped", slog.String("route", route), slog.String("message_id", j.id), slog.Int("dropped", dropped))
 	}
+	// Whoever reads the outcome continues the trace (over any header a
+	// target or a stub set).
+	tracing.Inject(ctx, h)
 	h.Set(headers.MsgID, j.claimID())
 	h.Set(headers.Outcome, t.outcome)
 	h.Set(headers.Attempts, strconv.FormatUint(uint64(t.attempts), 10))

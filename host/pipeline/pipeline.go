@@ -11,8 +11,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/breakwater-dev/breakwater/host/cache"
+	"github.com/breakwater-dev/breakwater/host/internal/tracing"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -31,6 +34,9 @@ type Options struct {
 	Observer Observer // nil: NopObserver
 	// Switches turns routes and targets off (nil: always on).
 	Switches Switches
+	// Tracer makes the spans of processing, attempts and decisions (nil:
+	// none; an incoming trace context still travels on).
+	Tracer trace.Tracer
 	// AckWait and MaxAckPending shape the durable consumers.
 	AckWait       time.Duration
 	MaxAckPending int
@@ -78,6 +84,9 @@ func New(ctx context.Context, o Options) (*Pipeline, error) {
 	}
 	if o.Observer == nil {
 		o.Observer = NopObserver{}
+	}
+	if o.Tracer == nil {
+		o.Tracer = noop.NewTracerProvider().Tracer(tracing.Name)
 	}
 	if o.UnroutedInterval == 0 {
 		o.UnroutedInterval = 2 * time.Second

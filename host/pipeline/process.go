@@ -9,11 +9,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
 	"github.com/breakwater-dev/breakwater/host/cache"
 	"github.com/breakwater-dev/breakwater/host/headers"
 	"github.com/breakwater-dev/breakwater/host/internal/subject"
+	"github.com/breakwater-dev/breakwater/host/internal/tracing"
 	"github.com/breakwater-dev/breakwater/host/render"
 	"github.com/breakwater-dev/breakwater/host/target"
 	"github.com/breakwater-dev/breakwater/host/topology"
@@ -147,6 +150,11 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 		return
 	}
 	defer p.keepAlive(msg)()
+	// The producer's trace continues here, through every attempt and
+	// decision, to the target and the outcome.
+	ctx, span := p.o.Tracer.Start(tracing.Extract(ctx, msg.Headers()), "breakwater.process "+r.Name, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(tracing.AttrRoute.String(r.Name), tracing.AttrMessageID.String(j.id), tracing.AttrDelivery.Int64(int64(j.delivery))))
+	defer span.End()
 	in := j.input(r)
 	m := &render.Message{Route: r.Name, Subject: msg.Subject(), MessageID: j.id, Headers: msg.Headers(), Payload: msg.Data()}
 
@@ -362,6 +370,9 @@ func (p *Pipeline) callTarget(ctx context.Context, r *Route, m *render.Message, 
 				Message: fmt.Sprintf("route %q or its target %q is switched off (flag %s.enabled or target.%s.enabled); the call was not made", r.Name, r.Target, r.Name, r.Target)}
 		}
 	}
+	ctx, span := p.o.Tracer.Start(ctx, "breakwater.attempt "+r.Target, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(tracing.AttrRoute.String(r.Name), tracing.AttrTarget.String(r.Target), tracing.AttrAttempt.Int64(int64(in.Attempt))))
+	defer span.End()
 	t0 := time.Now()
 	var resp *target.Response
 	var err error
@@ -374,6 +385,11 @@ func (p *Pipeline) callTarget(ctx context.Context, r *Route, m *render.Message, 
 	if err != nil {
 		te := target.Classify(err)
 		p.obs.Attempt(r.Name, r.Target, te.Kind, time.Since(t0))
+		span.SetAttributes(tracing.AttrErrorKind.String(string(te.Kind)))
+		if te.Status != 0 {
+			span.SetAttributes(tracing.AttrStatus.Int(te.Status))
+		}
+		span.SetStatus(codes.Error, te.Message)
 		return nil, te
 	}
 	p.obs.Attempt(r.Name, r.Target, "", time.Since(t0))

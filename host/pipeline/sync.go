@@ -11,10 +11,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
 	"github.com/breakwater-dev/breakwater/host/headers"
 	"github.com/breakwater-dev/breakwater/host/internal/subject"
+	"github.com/breakwater-dev/breakwater/host/internal/tracing"
 	"github.com/breakwater-dev/breakwater/host/render"
 	"github.com/breakwater-dev/breakwater/host/target"
 	"github.com/breakwater-dev/breakwater/host/topology"
@@ -76,7 +78,7 @@ func (p *Pipeline) serveCalls(ctx, work context.Context, workers *sync.WaitGroup
 					p.handleCall(work, r, msg, true)
 				}()
 			default:
-				p.replyError(r, msg, "", 0, &target.Error{Kind: abi.ErrorBulkheadFull,
+				p.replyError(work, r, msg, "", 0, &target.Error{Kind: abi.ErrorBulkheadFull,
 					Message: fmt.Sprintf("route %q is at its concurrency limit (%d) and its fallback queue is full", r.Name, r.Concurrency)}, time.Now())
 			}
 		})
@@ -120,9 +122,12 @@ func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, ove
 	if id == "" {
 		id = nuid.Next()
 	}
+	work, span := p.o.Tracer.Start(tracing.Extract(work, msg.Header), "breakwater.call "+r.Name, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(tracing.AttrRoute.String(r.Name), tracing.AttrMessageID.String(id)))
+	defer span.End()
 	deadline, err := callDeadline(r, msg, start)
 	if err != nil {
-		p.replyError(r, msg, id, 0, &target.Error{Kind: abi.ErrorBadInput, Message: err.Error()}, start)
+		p.replyError(work, r, msg, id, 0, &target.Error{Kind: abi.ErrorBadInput, Message: err.Error()}, start)
 		return
 	}
 	ctx, cancel := context.WithDeadline(work, deadline)
@@ -136,7 +141,7 @@ func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, ove
 	if r.CacheKey != nil {
 		var err error
 		if key, err = r.CacheKey.Execute(m); err != nil {
-			p.replyError(r, msg, id, 0, &target.Error{Kind: abi.ErrorBadInput, Message: err.Error()}, start)
+			p.replyError(work, r, msg, id, 0, &target.Error{Kind: abi.ErrorBadInput, Message: err.Error()}, start)
 			return
 		}
 	}
@@ -168,7 +173,7 @@ func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, ove
 					p.log.Warn("storing last-known-good value failed", slog.String("route", r.Name), slog.String("message_id", id), slog.String("error", err.Error()))
 				}
 			}
-			p.reply(r, msg, id, terminal{outcome: headers.OutcomeOK, payload: resp.Body, attempts: attempt, respHeaders: r.ResponseHeaders.Select(resp.Headers)}, start)
+			p.reply(work, r, msg, id, terminal{outcome: headers.OutcomeOK, payload: resp.Body, attempts: attempt, respHeaders: r.ResponseHeaders.Select(resp.Headers)}, start)
 			return
 		}
 		last = te
@@ -212,14 +217,14 @@ func (p *Pipeline) handleCall(work context.Context, r *Route, msg *nats.Msg, ove
 		}
 	}
 	if t.outcome == "" {
-		p.replyError(r, msg, id, attempt, last, start)
+		p.replyError(work, r, msg, id, attempt, last, start)
 		return
 	}
-	p.reply(r, msg, id, t, start)
+	p.reply(work, r, msg, id, t, start)
 }
 
 // reply answers a sync request with t and logs the outcome.
-func (p *Pipeline) reply(r *Route, msg *nats.Msg, id string, t terminal, start time.Time) {
+func (p *Pipeline) reply(ctx context.Context, r *Route, msg *nats.Msg, id string, t terminal, start time.Time) {
 	h := nats.Header{}
 	h.Set(headers.Outcome, t.outcome)
 	h.Set(headers.Attempts, strconv.FormatUint(uint64(t.attempts), 10))
@@ -243,9 +248,11 @@ func (p *Pipeline) reply(r *Route, msg *nats.Msg, id string, t terminal, start t
 	if t.status != 0 {
 		h.Set(headers.Status, strconv.Itoa(t.status))
 	}
+	tracing.Inject(ctx, h)
+	trace.SpanFromContext(ctx).SetAttributes(tracing.AttrOutcome.String(t.outcome), tracing.AttrAttempt.Int64(int64(t.attempts)))
 	out := &nats.Msg{Subject: msg.Reply, Header: h, Data: t.payload}
 	if size, limit := msgSize(out), int(p.replies.MaxPayload()); size > limit && t.outcome != headers.OutcomeError {
-		p.replyError(r, msg, id, t.attempts, target.TooLarge(fmt.Sprintf("the %s answer (%d bytes)", t.outcome, size), limit), start)
+		p.replyError(ctx, r, msg, id, t.attempts, target.TooLarge(fmt.Sprintf("the %s answer (%d bytes)", t.outcome, size), limit), start)
 		return
 	}
 	if err := p.replies.PublishMsg(out); err != nil {
@@ -279,13 +286,13 @@ type errorBody struct {
 
 // replyError answers a sync request with an error reply: outcome error, a
 // status (HTTP-like) in Bw-Status, and a clear message.
-func (p *Pipeline) replyError(r *Route, msg *nats.Msg, id string, attempts uint32, te *target.Error, start time.Time) {
+func (p *Pipeline) replyError(ctx context.Context, r *Route, msg *nats.Msg, id string, attempts uint32, te *target.Error, start time.Time) {
 	if te == nil {
 		te = &target.Error{Kind: abi.ErrorInternal, Message: "no answer, no cached value and no stub"}
 	}
 	status := StatusOf(te)
 	body, _ := json.Marshal(errorBody{Error: te.Message, Kind: te.Kind, Status: status, Attempts: attempts, Route: r.Name})
-	p.reply(r, msg, id, terminal{outcome: headers.OutcomeError, payload: body, attempts: attempts,
+	p.reply(ctx, r, msg, id, terminal{outcome: headers.OutcomeError, payload: body, attempts: attempts,
 		errs:   []abi.AttemptError{attemptError(attempts, te.Kind, te.Status, te.Message)},
 		status: status}, start)
 }

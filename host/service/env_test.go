@@ -95,7 +95,7 @@ const adminUser, adminPassword = "ops", "ops-secret"
 // newEnvAuth is newEnv with embedded users (usersYAML, a list under
 // nats.embedded.users; "" for none). With users, the test's client is the
 // admin ops.
-func newEnvAuth(t *testing.T, usersYAML, routesYAML string) *env {
+func newEnvAuth(t *testing.T, usersYAML, routesYAML string, opts ...service.Option) *env {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "breakwater.yaml")
@@ -114,7 +114,7 @@ func newEnvAuth(t *testing.T, usersYAML, routesYAML string) *env {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
-	svc, err := service.Start(ctx, cfg, log)
+	svc, err := service.Start(ctx, cfg, log, opts...)
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}

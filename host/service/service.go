@@ -14,11 +14,13 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/breakwater-dev/breakwater/host/binding"
 	"github.com/breakwater-dev/breakwater/host/config"
 	"github.com/breakwater-dev/breakwater/host/engine"
 	"github.com/breakwater-dev/breakwater/host/flagstore"
+	"github.com/breakwater-dev/breakwater/host/internal/tracing"
 	"github.com/breakwater-dev/breakwater/host/modulestore"
 	"github.com/breakwater-dev/breakwater/host/overload"
 	"github.com/breakwater-dev/breakwater/host/pipeline"
@@ -46,12 +48,26 @@ type Service struct {
 	modules *modulestore.Store
 	metrics *telemetry.Metrics
 
+	// tracer is the tracer provider (tracing.*, or WithTracerProvider);
+	// stopTracing flushes it at Close.
+	tracer      trace.TracerProvider
+	stopTracing func(context.Context) error
+
 	closeOnce sync.Once
 	closing   atomic.Bool
 	// fatal receives the first error that makes the instance useless
 	// (a NATS connection closed for good): Run returns it.
 	fatal     chan error
 	fatalOnce sync.Once
+}
+
+// Option adjusts a Service at Start.
+type Option func(*Service)
+
+// WithTracerProvider makes the service trace with tp (tests, embedding),
+// instead of what the tracing section of the config sets up.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(s *Service) { s.tracer = tp }
 }
 
 // fail ends Run with err: the process exits and a supervisor restarts it,
@@ -67,8 +83,11 @@ func (s *Service) fail(err error) {
 // creates the streams, buckets and consumers, builds the routes and opens
 // the HTTP listener. On any error everything started so far is stopped: the
 // process never runs half-configured.
-func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Service, err error) {
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Service, err error) {
 	s := &Service{cfg: cfg, log: log, fatal: make(chan error, 1)}
+	for _, o := range opts {
+		o(s)
+	}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -78,6 +97,11 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		// Listen first: a taken port fails the start at once.
 		if s.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 			return nil, fmt.Errorf("http.listen %s: %w (is another runtime running? set http.listen to a free port)", cfg.HTTP.Listen, err)
+		}
+	}
+	if s.tracer == nil {
+		if s.tracer, s.stopTracing, err = tracing.New(ctx, tracing.Options{Endpoint: cfg.Tracing.Endpoint, Sampling: cfg.Tracing.Sampling, ServiceName: cfg.Tracing.ServiceName}); err != nil {
+			return nil, err
 		}
 	}
 	if err := s.connect(ctx); err != nil {
@@ -150,6 +174,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Servic
 		Logger:             log,
 		Switches:           s.flags,
 		Observer:           s.metrics,
+		Tracer:             s.tracer.Tracer(tracing.Name),
 		AckWait:            cfg.Streams.AckWait,
 		BrokerTimeout:      cfg.Streams.BrokerTimeout,
 		DuplicateWindow:    cfg.Streams.DuplicateWindow,
@@ -268,6 +293,13 @@ func (s *Service) Close() {
 		if s.srv != nil {
 			s.srv.Shutdown()
 			s.srv.WaitForShutdown()
+		}
+		if s.stopTracing != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.stopTracing(ctx); err != nil {
+				s.log.Warn("flushing traces failed", slog.String("error", err.Error()))
+			}
+			cancel()
 		}
 	})
 }

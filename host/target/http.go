@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+	"github.com/breakwater-dev/breakwater/host/internal/tracing"
 	"github.com/breakwater-dev/breakwater/host/render"
 )
 
@@ -79,6 +80,7 @@ func (h *HTTP) Call(ctx context.Context, req *Request) (*Response, error) {
 	if ct := req.Message.Headers["Content-Type"]; len(ct) > 0 && hr.Header.Get("Content-Type") == "" {
 		hr.Header.Set("Content-Type", ct[0])
 	}
+	tracing.Inject(ctx, hr.Header) // the trace goes on to the target
 	if id := req.Message.MessageID; id != "" {
 		hr.Header.Set("Idempotency-Key", id) // at-least-once delivery: let the target de-duplicate
 	}

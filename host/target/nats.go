@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+	"github.com/breakwater-dev/breakwater/host/internal/tracing"
 )
 
 // ServiceErrorCodeHeader is how NATS micro services report an error status;
@@ -40,6 +41,7 @@ func (n *NATS) Call(ctx context.Context, req *Request) (*Response, error) {
 			m.Header[k] = v
 		}
 	}
+	tracing.Inject(ctx, m.Header) // the trace goes on to the service
 	reply, err := n.nc.RequestMsgWithContext(ctx, m)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
