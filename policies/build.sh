@@ -26,4 +26,7 @@ else
 	echo "wat2wasm not found (package wabt): modules/retry-constant.wasm left as is" >&2
 fi
 
+# The bytes depend on the Go version: record it for the reproducibility
+# test (policies/build_test.go).
+go env GOVERSION > modules/BUILT_WITH
 sha256sum modules/*.wasm
