@@ -7,11 +7,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/breakwater-dev/breakwater/host/headers"
 	"github.com/breakwater-dev/breakwater/host/service"
 )
 
@@ -134,5 +138,41 @@ func TestTraceContextPassedWhenTracingIsOff(t *testing.T) {
 	}
 	if v := out.Header.Get("traceparent"); !strings.HasPrefix(v, "00-"+producerTraceID+"-") {
 		t.Errorf("the outcome carries traceparent %q", v)
+	}
+}
+
+// TestTracingSyncPath: a bw.call request's trace context continues to the
+// target and comes back on the reply.
+func TestTracingSyncPath(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	up, traceparents := traceTarget(t)
+	e := newEnvAuth(t, "", "routes:"+routeYAML("tsync", up.URL, ""), service.WithTracerProvider(tp))
+	e.run()
+	waitUntil(t, "ready", func() bool { return get(t, "http://"+e.svc.HTTPAddr()+"/readyz") == http.StatusOK })
+	m := nats.NewMsg("bw.call.tsync")
+	m.Data = []byte(`{"id":"s-1"}`)
+	m.Header.Set(headers.MsgID, "s-1")
+	m.Header.Set("traceparent", producerParent)
+	res, err := e.nc.RequestMsg(m, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Header.Get(headers.Outcome) != headers.OutcomeOK || !strings.HasPrefix(res.Header.Get("traceparent"), "00-"+producerTraceID+"-") {
+		t.Errorf("reply headers %v", res.Header)
+	}
+	for _, tpv := range traceparents("s-1") {
+		if !strings.HasPrefix(tpv, "00-"+producerTraceID+"-") {
+			t.Errorf("the target got traceparent %q", tpv)
+		}
+	}
+	var call bool
+	for _, s := range exp.GetSpans() {
+		if s.Name == "breakwater.call tsync" && s.SpanContext.TraceID().String() == producerTraceID {
+			call = true
+		}
+	}
+	if !call {
+		t.Error("no breakwater.call span in the producer's trace")
 	}
 }
