@@ -13,36 +13,44 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/breakwater-dev/breakwater/host/config"
 	"github.com/breakwater-dev/breakwater/host/service"
 )
 
-// runCLI runs the runtime command line in-process and returns its output.
+// runCLI runs the runtime command line in-process and returns its output
+// (stdout and stderr together).
 func runCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	return out.String(), err
+	out, errOut, err := runCLIFull(t, nil, args...)
+	return out + errOut, err
 }
 
-// TestOperatorCommands drives publish, dlq, flag and module commands
-// against a running service.
-func TestOperatorCommands(t *testing.T) {
-	var failing atomic.Bool
-	failing.Store(true)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if failing.Load() {
-			http.Error(w, "down", 500)
-			return
-		}
-		fmt.Fprint(w, `{"ok":true}`)
-	}))
-	defer up.Close()
+// runCLIFull runs the command line with stdin and returns stdout and
+// stderr apart.
+func runCLIFull(t *testing.T, stdin io.Reader, args ...string) (string, string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	if stdin != nil {
+		root.SetIn(stdin)
+	}
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
+// codeOf is the exit code main would exit with.
+func codeOf(err error) int { return exitCode(err) }
+
+// startService runs a service with routes (YAML list items, indented by
+// two spaces) and returns the path of a CLI config pointing at it; the CLI
+// config holds cliRoutes ("" : none, a client config).
+func startService(t *testing.T, routes, cliRoutes string) string {
+	t.Helper()
 	dir := t.TempDir()
 	serveCfg := filepath.Join(dir, "serve.yaml")
 	writeFile(t, serveCfg, fmt.Sprintf(`
@@ -50,13 +58,10 @@ nats:
   embedded: {port: -1, store_dir: %s}
 http: {listen: ""}
 routes:
-  - name: orders
-    target: {http: {url: %s}}
-    max_attempts: 2
-    backoff: {initial: 5ms, max: 10ms}
+%s
 modules:
   cache_dir: none
-`, filepath.Join(dir, "js"), up.URL))
+`, filepath.Join(dir, "js"), routes))
 	cfg, err := config.Load(serveCfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -64,42 +69,79 @@ modules:
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := service.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, 20*time.Second, "the service to be ready", func() bool { return svc.Ready(ctx) == nil })
 	cli := filepath.Join(dir, "cli.yaml")
-	// cache_dir none: the test leaves nothing in the user's state directory.
-	if err := os.WriteFile(cli, []byte("nats:\n  url: "+svc.NATSURL()+"\nmodules:\n  cache_dir: none\n"), 0o644); err != nil {
-		t.Fatal(err)
+	body := "nats:\n  url: " + svc.NATSURL() + "\nmodules:\n  cache_dir: none\n"
+	if cliRoutes != "" {
+		body += "routes:\n" + cliRoutes + "\n"
 	}
+	// cache_dir none: the test leaves nothing in the user's state directory.
+	writeFile(t, cli, body)
+	return cli
+}
+
+// upstream is an HTTP target that fails while failing is set.
+func upstream(t *testing.T, failing *atomic.Bool) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			http.Error(w, "down", 500)
+			return
+		}
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+// TestOperatorCommands drives publish, dlq, flag and module commands
+// against a running service.
+func TestOperatorCommands(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	up := upstream(t, &failing)
+	cli := startService(t, fmt.Sprintf(`
+  - name: orders
+    target: {http: {url: %s}}
+    max_attempts: 2
+    backoff: {initial: 5ms, max: 10ms}`, up.URL), "")
 
 	steps := []struct {
 		args []string
 		want []string // fragments of the output
-		fail bool
+		code int      // exit code
 	}{
-		{[]string{"publish", "orders", `{"n":1}`, "--id", "o-1", "--wait", "20s"}, []string{"outcome=dead", "attempts=2", "status"}, false},
-		{[]string{"publish", "orders", `{"n":1}`, "--id", "o-1"}, []string{"duplicate"}, false},
-		{[]string{"dlq", "list", "orders"}, []string{"id=o-1", "attempts=2", "status(500)"}, false},
-		{[]string{"dlq", "replay", "orders", "--id", "nope"}, nil, true},
-		{[]string{"flag", "set", "orders.enabled", "off"}, nil, true},
-		{[]string{"flag", "set", "orders.enabled", "false"}, []string{"orders.enabled = false"}, false},
-		{[]string{"flag", "list"}, []string{"orders.enabled = false"}, false},
-		{[]string{"flag", "rm", "orders.enabled"}, []string{"removed"}, false},
-		{[]string{"module", "push", "../../modules/fixtures/trap.wasm", "--name", "bad"}, nil, true},
-		{[]string{"module", "push", "../../modules/retry-constant.wasm", "--name", "const"}, []string{"pushed const v1"}, false},
-		{[]string{"module", "push", "../../modules/retry-constant.wasm", "--name", "const"}, []string{"pushed const v2"}, false},
-		{[]string{"module", "list"}, []string{"const", "v2"}, false},
-		{[]string{"module", "rollback", "const"}, []string{"v1 is current"}, false},
-		{[]string{"module", "show", "const"}, []string{"* v1", "  v2"}, false},
-		{[]string{"module", "rm", "const"}, []string{"removed const"}, false},
+		{[]string{"publish", "orders", `{"n":1}`, "--id", "o-1", "--wait", "20s"}, []string{"outcome=dead", "attempts=2", "status"}, exitDead},
+		{[]string{"publish", "orders", `{"n":1}`, "--id", "o-1"}, []string{"duplicate"}, 0},
+		{[]string{"dlq", "list", "orders"}, []string{"id=o-1", "attempts=2", "status(500)"}, 0},
+		{[]string{"dlq", "replay", "orders", "--id", "nope"}, nil, exitError},
+		{[]string{"flag", "set", "orders.enabled", "off"}, nil, exitError},
+		{[]string{"flag", "set", "orders.enabled", "false"}, []string{"orders.enabled = false"}, 0},
+		{[]string{"flag", "list"}, []string{"orders.enabled = false"}, 0},
+		{[]string{"flag", "rm", "orders.enabled"}, []string{"removed"}, 0},
+		{[]string{"module", "push", "../../modules/fixtures/trap.wasm", "--name", "bad"}, nil, exitError},
+		{[]string{"module", "push", "../../modules/retry-constant.wasm", "--name", "const"}, []string{"pushed const v1"}, 0},
+		{[]string{"module", "push", "../../modules/retry-constant.wasm", "--name", "const"}, []string{"pushed const v2"}, 0},
+		{[]string{"module", "list"}, []string{"const", "v2"}, 0},
+		{[]string{"module", "rollback", "const"}, []string{"v1 is current"}, 0},
+		{[]string{"module", "show", "const"}, []string{"* v1", "  v2"}, 0},
+		// A client config names no routes: rm cannot tell who uses the module.
+		{[]string{"module", "rm", "const"}, []string{"cannot tell", "--force"}, exitError},
+		{[]string{"module", "rm", "const", "--force"}, []string{"removed const"}, 0},
 	}
 	for _, s := range steps {
 		out, err := runCLI(t, append(s.args, "--config", cli)...)
-		if (err != nil) != s.fail {
-			t.Fatalf("%v: err %v (output %q)", s.args, err, out)
+		if codeOf(err) != s.code {
+			t.Fatalf("%v: exit %d, want %d: err %v (output %q)", s.args, codeOf(err), s.code, err, out)
+		}
+		if err != nil {
+			out += err.Error()
 		}
 		for _, w := range s.want {
 			if !strings.Contains(out, w) {

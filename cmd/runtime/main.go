@@ -1,16 +1,22 @@
 // Command runtime is the Breakwater binary: `runtime serve` runs the
-// resilience runtime; the other commands are the operator CLI (dead letters,
-// and more as the control plane grows).
+// resilience runtime; the other commands are the operator CLI (publish and
+// call, dead letters, in-flight messages, flags, modules). Exit codes are
+// in exit.go and docs/cli.md.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
 
 func main() {
-	if err := newRootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
+	err := newRootCmd().Execute()
+	if err != nil {
+		var ce *codeError
+		if !errors.As(err, &ce) || ce.msg != "" {
+			fmt.Fprintln(os.Stderr, "error:", err)
+		}
 	}
+	os.Exit(exitCode(err))
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/user"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -49,9 +50,42 @@ func readSignature(path string) (*modulestore.Signature, error) {
 	}
 	var sig modulestore.Signature
 	if err := json.Unmarshal(b, &sig); err != nil {
-		return nil, fmt.Errorf("signature file %s: %w (want the JSON written by `runtime module sign`)", path, err)
+		return nil, fmt.Errorf("signature file %s: %w (want the JSON written by runtime module sign)", path, err)
 	}
 	return &sig, nil
+}
+
+// parseVersion reads a module version given as "v3" or "3" ("" is 0).
+func parseVersion(flag, s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(strings.TrimPrefix(s, "v"), "V"))
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s %q: a version is v<N> or <N> with N ≥ 1, e.g. v3 (runtime module show <name> lists them)", flag, s)
+	}
+	return n, nil
+}
+
+// moduleInUse refuses removing a module a route of cfg names, or any
+// module when cfg names no routes.
+func moduleInUse(cfg *config.Config, name string) error {
+	if len(cfg.Routes) == 0 {
+		return fmt.Errorf("refusing to remove module %q: the config in use names no routes, so it cannot tell whether a route uses it; run with the runtime's config, or pass --force", name)
+	}
+	var users []string
+	for _, r := range cfg.Routes {
+		for kind, ref := range map[string]*config.ModuleRef{"retry": r.Modules.Retry, "fallback": r.Modules.Fallback, "stub": r.Modules.Stub} {
+			if ref != nil && ref.Name == name {
+				users = append(users, fmt.Sprintf("route %s (%s)", r.Name, kind))
+			}
+		}
+	}
+	if len(users) > 0 {
+		slices.Sort(users)
+		return fmt.Errorf("refusing to remove module %q: it is used by %s; change those routes first, or pass --force (they would fall back to older sources or their native policy)", name, strings.Join(users, ", "))
+	}
+	return nil
 }
 
 func readSeed(path string) ([]byte, error) {
@@ -152,8 +186,8 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 		}),
 	}
 	push.Flags().StringVar(&name, "name", "", "module name (required)")
-	push.Flags().StringVar(&signKey, "sign-key", "", "nkey seed file to sign with")
-	push.Flags().StringVar(&sigFile, "sig", "", "signature file from `runtime module sign`")
+	push.Flags().StringVar(&signKey, "sign-key", "", "nkey seed file to sign with (written by runtime module keygen)")
+	push.Flags().StringVar(&sigFile, "sig", "", "signature file written by runtime module sign")
 	_ = push.MarkFlagRequired("name")
 
 	list := &cobra.Command{
@@ -162,6 +196,12 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 			all, err := st.List(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if g.json() {
+				if all == nil {
+					all = []*modulestore.Meta{}
+				}
+				return printJSON(cmd.OutOrStdout(), all)
 			}
 			if len(all) == 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "no modules stored (runtime module push <file.wasm> --name <name>)")
@@ -177,7 +217,10 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 		RunE: withStore(func(cmd *cobra.Command, args []string, _ *config.Config, st *modulestore.Store) error {
 			versions, err := st.Versions(cmd.Context(), args[0])
 			if err != nil {
-				return err
+				return fmt.Errorf("%w (runtime module list shows the stored modules)", err)
+			}
+			if g.json() {
+				return printJSON(cmd.OutOrStdout(), versions)
 			}
 			for _, m := range versions {
 				mark := " "
@@ -190,11 +233,15 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 			return nil
 		}),
 	}
-	var to int
+	var to string
 	rollback := &cobra.Command{
-		Use: "rollback <name> [--to N]", Short: "Make an earlier version current (default: the one before)", Args: cobra.ExactArgs(1),
+		Use: "rollback <name> [--to vN]", Short: "Make an earlier version current (default: the one before)", Args: cobra.ExactArgs(1),
 		RunE: withStore(func(cmd *cobra.Command, args []string, _ *config.Config, st *modulestore.Store) error {
-			m, err := st.Rollback(cmd.Context(), args[0], to)
+			v, err := parseVersion("--to", to)
+			if err != nil {
+				return err
+			}
+			m, err := st.Rollback(cmd.Context(), args[0], v)
 			if err != nil {
 				return err
 			}
@@ -202,10 +249,19 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 			return nil
 		}),
 	}
-	rollback.Flags().IntVar(&to, "to", 0, "version to make current")
+	rollback.Flags().StringVar(&to, "to", "", "version to make current: v3 or 3 (default: the one before the current)")
+	var forceRm bool
 	rm := &cobra.Command{
-		Use: "rm <name>", Short: "Remove every version of a module", Args: cobra.ExactArgs(1),
-		RunE: withStore(func(cmd *cobra.Command, args []string, _ *config.Config, st *modulestore.Store) error {
+		Use: "rm <name> [--force]", Short: "Remove every version of a module (refused while a route of the config uses it, unless --force)", Args: cobra.ExactArgs(1),
+		Long: `Remove every version of a module. Refused without --force when a route of the
+config in use names the module, or when the config names no routes (it
+cannot tell then: pass the runtime's config, or --force).`,
+		RunE: withStore(func(cmd *cobra.Command, args []string, cfg *config.Config, st *modulestore.Store) error {
+			if !forceRm {
+				if err := moduleInUse(cfg, args[0]); err != nil {
+					return err
+				}
+			}
 			if err := st.Remove(cmd.Context(), args[0]); err != nil {
 				return err
 			}
@@ -213,10 +269,16 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 			return nil
 		}),
 	}
-	var key, out string
+	var key, oldKey, out string
 	sign := &cobra.Command{
-		Use: "sign <file.wasm> --key <seed file>", Short: "Sign a module (writes <file.wasm>.sig)", Args: cobra.ExactArgs(1),
+		Use: "sign <file.wasm> --sign-key <seed file>", Short: "Sign a module (writes <file.wasm>.sig)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if key == "" {
+				key = oldKey
+			}
+			if key == "" {
+				return errors.New("no signing key: pass --sign-key with the seed file written by runtime module keygen")
+			}
 			wasm, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
@@ -240,9 +302,10 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 			return nil
 		},
 	}
-	sign.Flags().StringVar(&key, "key", "", "nkey seed file (from `runtime module keygen`)")
+	sign.Flags().StringVar(&key, "sign-key", "", "nkey seed file written by runtime module keygen (required)")
+	sign.Flags().StringVar(&oldKey, "key", "", "same as --sign-key")
+	_ = sign.Flags().MarkHidden("key")
 	sign.Flags().StringVar(&out, "out", "", "signature file (default <file.wasm>.sig)")
-	_ = sign.MarkFlagRequired("key")
 	var seedOut string
 	var forceKey bool
 	keygen := &cobra.Command{
@@ -263,6 +326,9 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 	keygen.Flags().StringVar(&seedOut, "out", "", "file to write the seed to (required; an existing file is kept unless --force)")
 	keygen.Flags().BoolVar(&forceKey, "force", false, "replace an existing seed file (the old key is lost)")
 	_ = keygen.MarkFlagRequired("out")
+	rm.Flags().BoolVar(&forceRm, "force", false, "remove even when a route of the config uses the module, or the config cannot tell")
+	addOutputFlag(list, g)
+	addOutputFlag(show, g)
 	cmd.AddCommand(newTrustCmd(withStore))
 	cmd.AddCommand(check, push, list, show, rollback, rm, sign, keygen)
 	return cmd

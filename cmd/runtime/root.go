@@ -18,6 +18,8 @@ import (
 // globalFlags are shared by every command.
 type globalFlags struct {
 	configPath string
+	// output is the --output of the command run (read commands only).
+	output string
 }
 
 func newRootCmd() *cobra.Command {
@@ -27,9 +29,14 @@ func newRootCmd() *cobra.Command {
 		Short:         "Breakwater: a WebAssembly-extensible resilience runtime on NATS JetStream",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Long: `Breakwater: a WebAssembly-extensible resilience runtime on NATS JetStream.
+
+runtime serve runs it; the other commands operate it (docs/cli.md).
+` + exitCodesHelp,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return checkOutput(cmd) },
 	}
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", os.Getenv("BW_CONFIG"), "YAML config file (env BW_CONFIG)")
-	root.AddCommand(newServeCmd(g), newDLQCmd(g), newPublishCmd(g), newFlagCmd(g), newModuleCmd(g))
+	root.AddCommand(newServeCmd(g), newDLQCmd(g), newPublishCmd(g), newCallCmd(g), newInspectCmd(g), newFlagCmd(g), newModuleCmd(g))
 	return root
 }
 

@@ -41,7 +41,9 @@ type Result struct {
 	Error     string
 	// CacheAge is the age of a cached answer.
 	CacheAge time.Duration
-	Header   nats.Header
+	// Status is the sync path's HTTP-like status of an error reply (0: none).
+	Status int
+	Header nats.Header
 }
 
 // CallError is a sync call Breakwater answered with an error: no answer, no
@@ -121,6 +123,7 @@ func ParseOutcome(h nats.Header, data []byte) *Result { return parse(h, data) }
 func parse(h nats.Header, data []byte) *Result {
 	attempts, _ := strconv.Atoi(h.Get(headers.Attempts))
 	age, _ := strconv.ParseInt(h.Get(headers.CacheAge), 10, 64)
+	status, _ := strconv.Atoi(h.Get(headers.Status))
 	return &Result{
 		Outcome:   h.Get(headers.Outcome),
 		Payload:   data,
@@ -128,6 +131,7 @@ func parse(h nats.Header, data []byte) *Result {
 		ErrorKind: h.Get(headers.ErrorKind),
 		Error:     h.Get(headers.Error),
 		CacheAge:  time.Duration(age) * time.Millisecond,
+		Status:    status,
 		Header:    h,
 	}
 }

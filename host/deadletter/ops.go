@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,18 +17,30 @@ import (
 
 // Parked is a dead letter as stored: its record and its sequence in BW_DLQ.
 type Parked struct {
-	Seq    uint64
-	Record *Record
+	Seq     uint64
+	Subject string // bw.dlq.<route>
+	Record  *Record
 	// Err is set, with Record nil, when the stored message is not a record
 	// (it is listed so an operator sees it, never skipped).
 	Err error
 }
 
+
 // List returns the dead letters of route, oldest first, at most limit (0: all).
 func List(ctx context.Context, js jetstream.JetStream, route string, limit int) ([]Parked, error) {
+	return list(ctx, js, route, topology.DLQ(route), limit)
+}
+
+// ListAll returns the dead letters of every route, oldest first, at most
+// limit (0: all). Each record names its route.
+func ListAll(ctx context.Context, js jetstream.JetStream, limit int) ([]Parked, error) {
+	return list(ctx, js, "every route", topology.DLQPrefix+">", limit)
+}
+
+func list(ctx context.Context, js jetstream.JetStream, route, subject string, limit int) ([]Parked, error) {
 	s, err := js.Stream(ctx, topology.StreamDLQ)
 	if err != nil {
-		return nil, fmt.Errorf("dead letters of %q: stream %s: %w", route, topology.StreamDLQ, err)
+		return nil, fmt.Errorf("dead letters of %q: stream %s: %w (runtime serve creates it: is this config's NATS the runtime's?)", route, topology.StreamDLQ, err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
@@ -36,7 +49,7 @@ func List(ctx context.Context, js jetstream.JetStream, route string, limit int) 
 	if info.State.Msgs == 0 {
 		return nil, nil
 	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{topology.DLQ(route)}})
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
 	if err != nil {
 		return nil, fmt.Errorf("dead letters of %q: %w", route, err)
 	}
@@ -54,7 +67,7 @@ func List(ctx context.Context, js jetstream.JetStream, route string, limit int) 
 			return out, fmt.Errorf("dead letters of %q: %w", route, err)
 		}
 		rec, rerr := Unmarshal(msg.Data())
-		out = append(out, Parked{Seq: meta.Sequence.Stream, Record: rec, Err: rerr})
+		out = append(out, Parked{Seq: meta.Sequence.Stream, Subject: msg.Subject(), Record: rec, Err: rerr})
 		if meta.NumPending == 0 {
 			break
 		}
@@ -113,6 +126,11 @@ func Replay(ctx context.Context, js jetstream.JetStream, route string, ids []str
 		}
 		m.Header.Set(headers.MsgID, fmt.Sprintf("%s-replay-%d", p.Record.MessageID, p.Seq))
 		m.Header.Set(headers.Replayed, seq)
+		// The producer's id, through any number of replays: a replayed
+		// message that dies again carries it in its record's headers.
+		if m.Header.Get(headers.ReplayOf) == "" {
+			m.Header.Set(headers.ReplayOf, p.Record.MessageID)
+		}
 		if _, err := js.PublishMsg(ctx, m); err != nil {
 			return n, fmt.Errorf("replay %q: publishing dead letter %d to %s: %w", route, p.Seq, p.Record.Subject, err)
 		}
@@ -142,4 +160,69 @@ func original(ctx context.Context, js jetstream.JetStream, ref *Ref) (*nats.Msg,
 		h[k] = v
 	}
 	return &nats.Msg{Subject: raw.Subject, Header: h, Data: raw.Data}, nil
+}
+
+// Route returns the route a parked message belongs to (from its subject).
+func (p Parked) Route() string { return strings.TrimPrefix(p.Subject, topology.DLQPrefix) }
+
+// Find returns the dead letters of route that ref names: by DLQ sequence
+// or by message id (several when one id was dead-lettered more than once).
+func Find(ctx context.Context, js jetstream.JetStream, route, ref string) ([]Parked, error) {
+	parked, err := List(ctx, js, route, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []Parked
+	for _, p := range parked {
+		if strconv.FormatUint(p.Seq, 10) == ref || (p.Record != nil && p.Record.MessageID == ref) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// Remove deletes parked messages from BW_DLQ, and the originals of
+// oversized ones from BW_DLQ_DATA. It returns how many were removed.
+func Remove(ctx context.Context, js jetstream.JetStream, parked []Parked) (int, error) {
+	s, err := js.Stream(ctx, topology.StreamDLQ)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", topology.StreamDLQ, err)
+	}
+	n := 0
+	for _, p := range parked {
+		if err := s.DeleteMsg(ctx, p.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return n, fmt.Errorf("removing dead letter %d: %w", p.Seq, err)
+		}
+		n++
+		if p.Record != nil && p.Record.Original != nil {
+			removeOriginal(ctx, js, p.Record.Original)
+		}
+	}
+	return n, nil
+}
+
+// Purge removes every dead letter of route and the kept originals of its
+// oversized ones.
+func Purge(ctx context.Context, js jetstream.JetStream, route string) error {
+	s, err := js.Stream(ctx, topology.StreamDLQ)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", topology.StreamDLQ, err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(topology.DLQ(route))); err != nil {
+		return fmt.Errorf("purging %s: %w", topology.DLQ(route), err)
+	}
+	if d, err := js.Stream(ctx, topology.StreamDLQData); err == nil {
+		if err := d.Purge(ctx, jetstream.WithPurgeSubject(topology.DLQData(route))); err != nil {
+			return fmt.Errorf("purging %s: %w", topology.DLQData(route), err)
+		}
+	}
+	return nil
+}
+
+// removeOriginal deletes an oversized dead letter's original (best effort:
+// it expires with streams.dlq_max_age anyway).
+func removeOriginal(ctx context.Context, js jetstream.JetStream, ref *Ref) {
+	if s, err := js.Stream(ctx, ref.Stream); err == nil {
+		_ = s.DeleteMsg(ctx, ref.Seq)
+	}
 }

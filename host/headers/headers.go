@@ -33,6 +33,9 @@ const (
 	CacheAge = "Bw-Cache-Age-Ms"
 	// Replayed marks a message put back on bw.in by `runtime dlq replay`.
 	Replayed = "Bw-Replayed-From"
+	// ReplayOf is the producer's original message id of a replayed
+	// message, kept through repeated replays.
+	ReplayOf = "Bw-Replay-Of"
 )
 
 // Reserved reports whether a header is in a namespace the runtime owns
