@@ -8,6 +8,8 @@ type Config struct {
 	File string `mapstructure:"-"`
 	// noRoutesOK: operator commands need no routes.
 	noRoutesOK bool
+	// rawRoutes are the routes as declared, before decoding (RouteDocuments).
+	rawRoutes []any
 
 	NATS    NATS    `mapstructure:"nats"`
 	HTTP    HTTP    `mapstructure:"http"`

@@ -80,6 +80,9 @@ func load(path string, flags *pflag.FlagSet, requireRoutes bool) (*Config, error
 	}
 	cfg.File = path
 	cfg.noRoutesOK = !requireRoutes
+	if raw, ok := v.Get("routes").([]any); ok {
+		cfg.rawRoutes = raw
+	}
 	if err := resolveFilePaths(v, cfg, path, fromFlag); err != nil {
 		return nil, fmt.Errorf("config %s: %w", where, err)
 	}
