@@ -36,7 +36,7 @@ runtime serve runs it; the other commands operate it (docs/cli.md).
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return checkOutput(cmd) },
 	}
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", os.Getenv("BW_CONFIG"), "YAML config file (env BW_CONFIG)")
-	root.AddCommand(newServeCmd(g), newDLQCmd(g), newPublishCmd(g), newCallCmd(g), newInspectCmd(g), newFlagCmd(g), newModuleCmd(g))
+	root.AddCommand(newServeCmd(g), newDLQCmd(g), newPublishCmd(g), newCallCmd(g), newInspectCmd(g), newFlagCmd(g), newModuleCmd(g), newRouteCmd(g))
 	return root
 }
 

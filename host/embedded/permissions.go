@@ -50,6 +50,7 @@ func WorkerPermissions(o PermissionOptions) *server.Permissions {
 		"$JS.API.STREAM.INFO.KV_" + topology.BucketCache,
 		"$JS.API.STREAM.INFO.KV_" + topology.BucketAttempts,
 		"$JS.API.STREAM.INFO.KV_" + topology.BucketFlags,
+		"$JS.API.STREAM.INFO.KV_" + topology.BucketRoutes,
 		"$JS.API.STREAM.INFO.OBJ_" + topology.BucketModules,
 		"$JS.API.STREAM.INFO.KV_" + topology.BucketModules + "_meta",
 		// Work: pull, ack, nak, in-progress on the route consumers.
@@ -72,7 +73,7 @@ func WorkerPermissions(o PermissionOptions) *server.Permissions {
 		"$JS.API.STREAM.MSG.GET.KV_" + topology.BucketAttempts,
 	}
 	// Flags and modules: read and watch (ordered consumers).
-	for _, s := range []string{"KV_" + topology.BucketFlags, "OBJ_" + topology.BucketModules, "KV_" + topology.BucketModules + "_meta"} {
+	for _, s := range []string{"KV_" + topology.BucketFlags, "KV_" + topology.BucketRoutes, "OBJ_" + topology.BucketModules, "KV_" + topology.BucketModules + "_meta"} {
 		pub = append(pub,
 			"$JS.API.DIRECT.GET."+s+".>",
 			"$JS.API.STREAM.MSG.GET."+s,

@@ -114,7 +114,7 @@ func (p *Pipeline) finish(ctx context.Context, j *job, route string, t terminal)
 const unroutedLabel = "_unrouted"
 
 func (p *Pipeline) metricRoute(route string) string {
-	if p.routes[route] == nil {
+	if p.Route(route) == nil {
 		return unroutedLabel
 	}
 	return route
@@ -126,7 +126,7 @@ func (p *Pipeline) metricRoute(route string) string {
 // outcome is on bw.out either way).
 func (p *Pipeline) replyTo(j *job, route, reply string, out *nats.Msg) {
 	allowed := topology.ReplyNamespaces
-	if r := p.routes[route]; r != nil {
+	if r := p.Route(route); r != nil {
 		allowed = r.ReplySubjects
 	}
 	if err := subject.CheckReply(reply, allowed); err != nil {

@@ -66,7 +66,9 @@ type Pipeline struct {
 	replies *nats.Conn
 	log     *slog.Logger
 	obs     Observer
+	mu      sync.RWMutex // guards routes, pulls, run
 	routes  map[string]*Route
+	run     *runState // while Run runs
 	cache   *cache.Store
 	history history
 	outs    jetstream.Stream
@@ -143,6 +145,8 @@ func New(ctx context.Context, o Options) (*Pipeline, error) {
 }
 
 func (p *Pipeline) routeNames() []string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	names := make([]string, 0, len(p.routes))
 	for n := range p.routes {
 		names = append(names, n)
@@ -151,8 +155,15 @@ func (p *Pipeline) routeNames() []string {
 	return names
 }
 
+// RouteNames returns the names of the routes served, sorted.
+func (p *Pipeline) RouteNames() []string { return p.routeNames() }
+
 // Route returns the route named name, or nil.
-func (p *Pipeline) Route(name string) *Route { return p.routes[name] }
+func (p *Pipeline) Route(name string) *Route {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.routes[name]
+}
 
 // Health is what the pipeline reports for readiness: each route's
 // consumer, the last outcome publish, and the sync path.
@@ -166,6 +177,8 @@ type Health struct {
 
 // Health reports the routes' consumers, the last publish and the sync path.
 func (p *Pipeline) Health() Health {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	h := Health{Routes: make(map[string]RouteHealth, len(p.routes)), SyncReady: p.syncReady.Load()}
 	for name, st := range p.pulls {
 		rh := st.health()
@@ -193,8 +206,8 @@ func (p *Pipeline) Health() Health {
 // succeeded, and the sync path is subscribed.
 func (p *Pipeline) Ready() error {
 	h := p.Health()
-	for _, name := range p.routeNames() {
-		if r := h.Routes[name]; !r.Consuming {
+	for name, r := range h.Routes {
+		if !r.Consuming {
 			return fmt.Errorf("pipeline: route %q not consuming: %s", name, r.LastError)
 		}
 	}
@@ -216,36 +229,29 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer stopWork()
 	var consumers, workers sync.WaitGroup
 	copts := topology.ConsumerOptions{AckWait: p.o.AckWait, MaxAckPending: p.o.MaxAckPending, Replicas: p.o.Replicas}
-	for _, name := range p.routeNames() {
-		r := p.routes[name]
-		ropts := copts
-		ropts.MaxDeliver = int(p.hardBound(r.MaxAttempts)) + serverBackstop
-		bind := func(ctx context.Context) (jetstream.Consumer, error) {
-			return p.bindConsumer(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
-				return topology.EnsureRouteConsumer(ctx, p.adminJS, r.Name, ropts)
-			})
+	p.mu.Lock()
+	p.run = &runState{ctx: ctx, work: work, workers: &workers, copts: copts, runners: map[string]*routeRunner{}}
+	syncOK := true
+	for _, r := range p.routes {
+		if err := p.startRunner(r); err != nil {
+			p.log.Error("sync path unavailable", slog.String("route", r.Name), slog.String("error", err.Error()))
+			syncOK = false
 		}
-		consumers.Add(1)
-		go func() {
-			defer consumers.Done()
-			p.consume(ctx, work, &workers, topology.RouteConsumer(r.Name), p.pulls[r.Name], bind, r.Concurrency, func(ctx context.Context, m jetstream.Msg) { p.process(ctx, r, m) })
-		}()
 	}
+	p.mu.Unlock()
+	p.syncReady.Store(syncOK)
 	consumers.Add(1)
 	go func() {
 		defer consumers.Done()
 		p.sweepUnrouted(ctx, work, &workers, copts)
 	}()
-	subs, err := p.serveCalls(ctx, work, &workers)
-	if err != nil {
-		p.log.Error("sync path unavailable", slog.String("error", err.Error()))
-	} else {
-		p.syncReady.Store(true)
-	}
 	<-ctx.Done()
-	for _, s := range subs {
-		_ = s.Unsubscribe()
+	p.mu.Lock()
+	for _, rr := range p.run.runners {
+		rr.stop()
 	}
+	p.run = nil
+	p.mu.Unlock()
 	consumers.Wait()
 	done := make(chan struct{})
 	go func() { workers.Wait(); close(done) }()

@@ -33,13 +33,12 @@ const (
 	maxReserve         = 50 * time.Millisecond
 )
 
-// serveCalls answers bw.call.<route> requests until ctx ends. Requests
-// beyond a route's concurrency are answered from the fallback alone (no
-// target call); beyond twice that, with an immediate busy error.
-func (p *Pipeline) serveCalls(ctx, work context.Context, workers *sync.WaitGroup) ([]*nats.Subscription, error) {
-	var subs []*nats.Subscription
-	for _, name := range p.routeNames() {
-		r := p.routes[name]
+// subscribeCalls answers r's bw.call.<route> requests until the
+// subscription ends. Requests beyond the route's concurrency are answered
+// from the fallback alone (no target call); beyond twice that, with an
+// immediate busy error.
+func (p *Pipeline) subscribeCalls(work context.Context, workers *sync.WaitGroup, r *Route) (*nats.Subscription, error) {
+	{
 		slots := make(chan struct{}, r.Concurrency)
 		overflow := make(chan struct{}, r.Concurrency)
 		sub, err := p.nc.QueueSubscribe(topology.Call(r.Name), CallQueue, func(msg *nats.Msg) {
@@ -83,16 +82,12 @@ func (p *Pipeline) serveCalls(ctx, work context.Context, workers *sync.WaitGroup
 			}
 		})
 		if err != nil {
-			for _, s := range subs {
-				_ = s.Unsubscribe()
-			}
 			return nil, fmt.Errorf("subscribing to %s: %w", topology.Call(r.Name), err)
 		}
 		// Requests wait in the client while all slots are taken; bound them.
 		_ = sub.SetPendingLimits(4*r.Concurrency, 64<<20)
-		subs = append(subs, sub)
+		return sub, nil
 	}
-	return subs, nil
 }
 
 // callDeadline is the shorter of the route's deadline and the caller's;

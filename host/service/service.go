@@ -42,11 +42,16 @@ type Service struct {
 	http    *http.Server
 	ln      net.Listener
 
-	engine  *engine.Engine
-	binder  *binding.Binder
-	flags   *flagstore.Flags
-	modules *modulestore.Store
-	metrics *telemetry.Metrics
+	engine   *engine.Engine
+	binder   *binding.Binder
+	engineMu sync.Mutex      // guards engine, binder, runCtx
+	runCtx   context.Context // Run's, once it runs
+	guards   *overload.Set
+	// routeWatch follows bw_routes (loadRoutes, then followRoutes).
+	routeWatch jetstream.KeyWatcher
+	flags      *flagstore.Flags
+	modules    *modulestore.Store
+	metrics    *telemetry.Metrics
 
 	// tracer is the tracer provider (tracing.*, or WithTracerProvider);
 	// stopTracing flushes it at Close.
@@ -126,7 +131,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Op
 	}); err != nil {
 		return nil, err
 	}
-	guards := newGuards(log, func(target string, _, to overload.State) { s.metrics.BreakerState(target, to.String()) })
+	s.guards = newGuards(log, func(target string, _, to overload.State) { s.metrics.BreakerState(target, to.String()) })
 	// The trust policy stored in JetStream binds every instance and client,
 	// whatever its own modules.trusted_keys (merged into it by Open).
 	var trust *modulestore.TrustPolicy
@@ -144,26 +149,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Op
 	} else {
 		log.Warn("modules are not verified: unsigned modules will run (set modules.trusted_keys or run `runtime module trust add` for secure mode)")
 	}
-	var binder pipeline.ModuleBinder
-	if usesModules(cfg) {
-		if err := s.startEngine(ctx); err != nil {
-			return nil, err
-		}
-		binder = s.binder
-	}
-	routes := make([]*pipeline.Route, 0, len(cfg.Routes))
-	for i := range cfg.Routes {
-		r, err := pipeline.NewRoute(ctx, &cfg.Routes[i], s.nc, binder)
-		if err != nil {
-			return nil, err
-		}
-		if g := guardFor(guards, &cfg.Routes[i]); g != nil {
-			r.Guard = g
-			if st := g.BreakerState(); st != "" {
-				s.metrics.BreakerState(r.Target, st)
-			}
-		}
-		routes = append(routes, r)
+	routes, err := s.loadRoutes(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if s.pipe, err = pipeline.New(ctx, pipeline.Options{
 		JS:                 s.js,
@@ -229,10 +217,14 @@ func (s *Service) HTTPAddr() string {
 func (s *Service) Run(ctx context.Context) error {
 	defer s.Close()
 	go s.pollConsumers(ctx)
+	s.engineMu.Lock()
+	s.runCtx = ctx
 	if s.binder != nil {
 		go s.followModules(ctx)
 	}
-	s.log.Info("breakwater running", slog.Int("routes", len(s.cfg.Routes)), slog.String("nats", s.NATSURL()), slog.String("http", s.HTTPAddr()))
+	s.engineMu.Unlock()
+	go s.followRoutes(ctx)
+	s.log.Info("breakwater running", slog.Int("routes", len(s.pipe.RouteNames())), slog.String("nats", s.NATSURL()), slog.String("http", s.HTTPAddr()))
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	fatal := make(chan error, 1) // what ended the run, if it was fatal
@@ -304,15 +296,6 @@ func (s *Service) Close() {
 	})
 }
 
-func usesModules(cfg *config.Config) bool {
-	for _, r := range cfg.Routes {
-		if r.Modules.Retry != nil || r.Modules.Fallback != nil || r.Modules.Stub != nil {
-			return true
-		}
-	}
-	return false
-}
-
 // startEngine starts the policy engine and the binder loading modules from
 // modules.dir.
 func (s *Service) startEngine(ctx context.Context) error {
@@ -337,12 +320,12 @@ func (s *Service) pollConsumers(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		for _, r := range s.cfg.Routes {
+		for _, r := range s.pipe.RouteNames() {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			c, err := s.js.Consumer(cctx, topology.StreamIn, topology.RouteConsumer(r.Name))
+			c, err := s.js.Consumer(cctx, topology.StreamIn, topology.RouteConsumer(r))
 			if err == nil {
 				if info, err := c.Info(cctx); err == nil {
-					s.metrics.ConsumerInfo(r.Name, info.NumPending, uint64(info.NumAckPending), uint64(info.NumRedelivered))
+					s.metrics.ConsumerInfo(r, info.NumPending, uint64(info.NumAckPending), uint64(info.NumRedelivered))
 				}
 			}
 			cancel()

@@ -49,6 +49,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 		{Bucket: BucketCache, History: 1, TTL: cacheAge, Description: "last-known-good values"},
 		{Bucket: BucketFlags, History: 5, Description: "flags and kill switches"},
 		{Bucket: BucketAttempts, History: 1, TTL: AttemptsMaxAge, Description: "error history of messages being retried"},
+		{Bucket: BucketRoutes, History: 5, Description: "routes: one YAML document per route name (runtime route apply)"},
 	}
 	for _, kc := range kvs {
 		kc.Storage = jetstream.FileStorage
@@ -132,6 +133,14 @@ func routeConsumerConfig(route string, o ConsumerOptions) jetstream.ConsumerConf
 		MaxAckPending: o.MaxAckPending,
 		Replicas:      o.Replicas,
 	}
+}
+
+// DeleteRouteConsumer deletes route's durable consumer (none is fine).
+func DeleteRouteConsumer(ctx context.Context, js jetstream.JetStream, route string) error {
+	if err := js.DeleteConsumer(ctx, StreamIn, RouteConsumer(route)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("deleting consumer %s: %w", RouteConsumer(route), err)
+	}
+	return nil
 }
 
 // RemoveStaleRouteConsumers deletes route consumers whose route is no longer

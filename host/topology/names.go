@@ -12,6 +12,7 @@ const (
 	BucketFlags    = "bw_flags"    // flags and kill switches
 	BucketAttempts = "bw_attempts" // error history of messages being retried
 	BucketModules  = "bw_modules"  // policy modules (object store)
+	BucketRoutes   = "bw_routes"   // routes, live: one YAML document per route name
 
 	// StreamDLQData keeps the original message of a dead letter whose
 	// record would not fit in one message (bw.dlqdata.<route>).
