@@ -25,7 +25,6 @@ type Parked struct {
 	Err error
 }
 
-
 // List returns the dead letters of route, oldest first, at most limit (0: all).
 func List(ctx context.Context, js jetstream.JetStream, route string, limit int) ([]Parked, error) {
 	return list(ctx, js, route, topology.DLQ(route), limit)
