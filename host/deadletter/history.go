@@ -18,9 +18,8 @@ import (
 )
 
 // The attempt history of a message being worked on, as the pipeline keeps
-// it in KV bw_attempts. Copied from host/pipeline/history.go (record,
-// savedResult, historyKey) so the operator tools can read it without
-// importing the pipeline: keep the two in step.
+// it in KV bw_attempts (host/pipeline writes it; the operator tools read
+// it).
 
 // History is what bw_attempts holds for one message.
 type History struct {
@@ -38,6 +37,7 @@ type SavedResult struct {
 	Outcome     string             `json:"outcome"`
 	Payload     []byte             `json:"payload,omitempty"`
 	StubHeaders map[string]string  `json:"stub_headers,omitempty"`
+	RespHeaders map[string]string  `json:"response_headers,omitempty"`
 	CacheAgeMs  int64              `json:"cache_age_ms,omitempty"`
 	Errors      []abi.AttemptError `json:"errors,omitempty"`
 	Attempts    uint32             `json:"attempts"`
@@ -46,9 +46,13 @@ type SavedResult struct {
 
 // TargetCalls counts the failed attempts the target (or a guard in front
 // of it) gave, leaving out the runtime's internal failures.
-func (h *History) TargetCalls() int {
+func (h *History) TargetCalls() int { return TargetCalls(h.Errors) }
+
+// TargetCalls counts the attempts in errs: failures the target (or a guard
+// in front of it) gave, not the runtime's internal failures.
+func TargetCalls(errs []abi.AttemptError) int {
 	n := 0
-	for _, e := range h.Errors {
+	for _, e := range errs {
 		if e.Kind != abi.ErrorInternal {
 			n++
 		}

@@ -179,7 +179,7 @@ func (p *Pipeline) process(ctx context.Context, r *Route, msg jetstream.Msg) {
 		// a duplicate, so the outcome stays one.
 		p.log.Info("publishing the outcome an earlier delivery reached", slog.String("route", r.Name), slog.String("message_id", j.id),
 			slog.Uint64("delivery", uint64(j.delivery)), slog.String("outcome", res.Outcome))
-		p.finish(ctx, j, r.Name, res.terminal())
+		p.finish(ctx, j, r.Name, restoreResult(res))
 		return
 	}
 	if j.delivery > p.hardBound(r.MaxAttempts) {
