@@ -44,6 +44,13 @@ func Reserved(name string) bool {
 	return len(name) >= 3 && strings.EqualFold(name[:3], "bw-") || len(name) >= 5 && strings.EqualFold(name[:5], "nats-")
 }
 
+// Settable reports whether a target's response or a stub may set header
+// name on an outcome: a valid name outside the runtime's namespaces and
+// not the trace context, which only the runtime writes.
+func Settable(name string) bool {
+	return Token(name) && !Reserved(name) && !strings.EqualFold(name, "traceparent") && !strings.EqualFold(name, "tracestate")
+}
+
 // NATS reports whether a header is in the Nats- namespace, which tells the
 // server what to do with a publish (Nats-Expected-Stream, Nats-TTL, …).
 func NATS(name string) bool { return len(name) >= 5 && strings.EqualFold(name[:5], "nats-") }

@@ -66,13 +66,30 @@ func (s *pullState) health() RouteHealth {
 	return RouteHealth{Consuming: s.consuming.Load(), LastError: s.lastErr, Since: s.since}
 }
 
+// waitGroups counts the work a consumer hands out: in the pipeline's
+// group (shutdown waits for it) and, for a route, in the route's own
+// (removing the route waits for it).
+type waitGroups []*sync.WaitGroup
+
+func (w waitGroups) add() {
+	for _, g := range w {
+		g.Add(1)
+	}
+}
+
+func (w waitGroups) done() {
+	for _, g := range w {
+		g.Done()
+	}
+}
+
 // consume binds the consumer (bind creates or updates it first), pulls its
 // messages and processes up to concurrency at once, until ctx ends. The
 // slot is taken before the next message is pulled, so a slow target holds
 // back only its own route's consumer. When a pull fails (missed
 // heartbeats, a consumer without a leader, a lost connection) the
 // iterator is dropped and the consumer bound again, with backoff.
-func (p *Pipeline) consume(ctx, work context.Context, workers *sync.WaitGroup, name string, state *pullState,
+func (p *Pipeline) consume(ctx, work context.Context, workers waitGroups, name string, state *pullState,
 	bind func(context.Context) (jetstream.Consumer, error), concurrency int, handle func(context.Context, jetstream.Msg)) {
 	slots := make(chan struct{}, concurrency)
 	wait := 250 * time.Millisecond
@@ -93,7 +110,7 @@ func (p *Pipeline) consume(ctx, work context.Context, workers *sync.WaitGroup, n
 }
 
 // pull runs one iterator until it fails (the error) or ctx ends.
-func (p *Pipeline) pull(ctx, work context.Context, workers *sync.WaitGroup, state *pullState,
+func (p *Pipeline) pull(ctx, work context.Context, workers waitGroups, state *pullState,
 	bind func(context.Context) (jetstream.Consumer, error), slots chan struct{}, handle func(context.Context, jetstream.Msg)) error {
 	bctx, cancel := context.WithTimeout(ctx, bindTimeout)
 	cons, err := bind(bctx)
@@ -127,9 +144,9 @@ func (p *Pipeline) pull(ctx, work context.Context, workers *sync.WaitGroup, stat
 		}
 		state.ok()
 
-		workers.Add(1)
+		workers.add()
 		go func() {
-			defer workers.Done()
+			defer workers.done()
 			defer func() { <-slots }()
 			defer p.recoverPanic(msg)
 			handle(work, msg)

@@ -222,13 +222,13 @@ func (p *Pipeline) buildOutcome(ctx context.Context, j *job, route string, t *te
 	// Stub headers first, without the runtime's namespaces: a stub cannot
 	// forge an outcome, an id or anything else the runtime says.
 	for k, v := range t.respHeaders {
-		if !headers.Reserved(k) && headers.Token(k) {
+		if headers.Settable(k) {
 			h.Set(k, v)
 		}
 	}
 	dropped := 0
 	for k, v := range t.stubHeaders {
-		if headers.Reserved(k) || !headers.Token(k) {
+		if !headers.Settable(k) {
 			dropped++
 			continue
 		}

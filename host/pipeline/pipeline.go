@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -34,6 +35,9 @@ type Options struct {
 	Observer Observer // nil: NopObserver
 	// Switches turns routes and targets off (nil: always on).
 	Switches Switches
+	// KnownRoutes are routes that exist though not served here (see
+	// SetKnownRoutes).
+	KnownRoutes []string
 	// Tracer makes the spans of processing, attempts and decisions (nil:
 	// none; an incoming trace context still travels on).
 	Tracer trace.Tracer
@@ -69,13 +73,16 @@ type Pipeline struct {
 	mu      sync.RWMutex // guards routes, pulls, run
 	routes  map[string]*Route
 	run     *runState // while Run runs
+	known   map[string]bool
+	// release asks the sweeper to drop the unrouted consumer (a route
+	// was added); it closes the channel it is sent when done.
+	release chan chan struct{}
 	cache   *cache.Store
 	history history
 	outs    jetstream.Stream
 
 	pulls      map[string]*pullState  // by route
 	publishErr atomic.Pointer[string] // the last outcome publish's error, nil after a success
-	syncReady  atomic.Bool            // bw.call subscriptions in place
 }
 
 // New opens the buckets and streams the pipeline uses (topology.Ensure must
@@ -121,6 +128,11 @@ func New(ctx context.Context, o Options) (*Pipeline, error) {
 	for _, r := range o.Routes {
 		p.routes[r.Name] = r
 	}
+	p.release = make(chan chan struct{})
+	p.known = map[string]bool{}
+	for _, n := range o.KnownRoutes {
+		p.known[n] = true
+	}
 	p.pulls = make(map[string]*pullState, len(p.routes))
 	for n := range p.routes {
 		p.pulls[n] = &pullState{since: time.Now(), lastErr: "not started"}
@@ -138,7 +150,7 @@ func New(ctx context.Context, o Options) (*Pipeline, error) {
 	if p.outs, err = o.JS.Stream(ctx, topology.StreamOut); err != nil {
 		return nil, fmt.Errorf("pipeline: stream %s: %w", topology.StreamOut, err)
 	}
-	if err := topology.RemoveStaleRouteConsumers(ctx, o.AdminJS, p.routeNames()); err != nil {
+	if err := topology.RemoveStaleRouteConsumers(ctx, o.AdminJS, p.knownRoutes()); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	return p, nil
@@ -179,7 +191,14 @@ type Health struct {
 func (p *Pipeline) Health() Health {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	h := Health{Routes: make(map[string]RouteHealth, len(p.routes)), SyncReady: p.syncReady.Load()}
+	h := Health{Routes: make(map[string]RouteHealth, len(p.routes)), SyncReady: p.run != nil}
+	if p.run != nil {
+		for _, rr := range p.run.runners {
+			if rr.sub == nil {
+				h.SyncReady = false
+			}
+		}
+	}
 	for name, st := range p.pulls {
 		rh := st.health()
 		r := p.routes[name]
@@ -233,13 +252,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.run = &runState{ctx: ctx, work: work, workers: &workers, copts: copts, runners: map[string]*routeRunner{}}
 	syncOK := true
 	for _, r := range p.routes {
-		if err := p.startRunner(r); err != nil {
+		rr, err := p.startRunner(r)
+		p.run.runners[r.Name] = rr
+		if err != nil {
 			p.log.Error("sync path unavailable", slog.String("route", r.Name), slog.String("error", err.Error()))
 			syncOK = false
 		}
 	}
 	p.mu.Unlock()
-	p.syncReady.Store(syncOK)
+	_ = syncOK // readiness reads the runners' subscriptions
 	consumers.Add(1)
 	go func() {
 		defer consumers.Done()
@@ -308,8 +329,22 @@ func (p *Pipeline) sweepUnrouted(ctx, work context.Context, workers *sync.WaitGr
 	defer stop()
 	tick := time.NewTicker(p.o.UnroutedInterval)
 	defer tick.Stop()
+	// drop stops and deletes the unrouted consumer.
+	drop := func() {
+		stop()
+		if current == nil {
+			return
+		}
+		dctx, cancel := context.WithTimeout(ctx, bindTimeout)
+		defer cancel()
+		if err := p.adminJS.DeleteConsumer(dctx, topology.StreamIn, topology.UnroutedConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			p.log.Warn("deleting the unrouted consumer", slog.String("error", err.Error()))
+			return
+		}
+		current = nil
+	}
 	for {
-		subjects, err := topology.UnroutedSubjects(ctx, p.js, p.routeNames())
+		subjects, err := topology.UnroutedSubjects(ctx, p.js, p.knownRoutes())
 		if err != nil && ctx.Err() == nil {
 			p.log.Warn("looking for unrouted subjects failed", slog.String("error", err.Error()))
 		}
@@ -340,14 +375,68 @@ func (p *Pipeline) sweepUnrouted(ctx, work context.Context, workers *sync.WaitGr
 				stopConsumer, consumerDone = cancel, make(chan struct{})
 				go func() {
 					defer close(consumerDone)
-					p.consume(cctx, work, workers, topology.UnroutedConsumer, &pullState{}, bind, 16, p.processUnrouted)
+					p.consume(cctx, work, waitGroups{workers}, topology.UnroutedConsumer, &pullState{}, bind, 16, p.processUnrouted)
 				}()
 			}
 		}
+		if err == nil && len(subjects) == 0 && current != nil {
+			// All dead-lettered: drop the consumer, whose filter would
+			// otherwise keep those subjects from a route added later.
+			drop()
+		}
 		select {
 		case <-tick.C:
+		case reply := <-p.release:
+			// A route was added: the unrouted consumer's filter may hold
+			// its subject, which must be the route's again at once.
+			drop()
+			close(reply)
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// releaseUnrouted stops and deletes the unrouted consumer (the sweeper
+// makes it anew for what is still unrouted), so that a route added now
+// owns its subject again. It waits (bounded) for the sweeper.
+func (p *Pipeline) releaseUnrouted(ctx context.Context) {
+	reply := make(chan struct{})
+	select {
+	case p.release <- reply:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-reply:
+	case <-ctx.Done():
+	}
+}
+
+// knownRoutes are the routes whose subjects are not unrouted: those served
+// and those this instance knows of but does not serve (a route that failed
+// to build here may serve elsewhere: its messages are not dead-lettered
+// and its consumer is not deleted by this instance).
+func (p *Pipeline) knownRoutes() []string {
+	names := p.routeNames()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for n := range p.known {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// SetKnownRoutes tells the pipeline every route that exists (the route
+// store's keys), served here or not.
+func (p *Pipeline) SetKnownRoutes(names []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.known = map[string]bool{}
+	for _, n := range names {
+		p.known[n] = true
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,7 +36,7 @@ const (
 // subscription ends. Requests beyond the route's concurrency are answered
 // from the fallback alone (no target call); beyond twice that, with an
 // immediate busy error.
-func (p *Pipeline) subscribeCalls(work context.Context, workers *sync.WaitGroup, r *Route) (*nats.Subscription, error) {
+func (p *Pipeline) subscribeCalls(work context.Context, workers waitGroups, r *Route) (*nats.Subscription, error) {
 	{
 		slots := make(chan struct{}, r.Concurrency)
 		overflow := make(chan struct{}, r.Concurrency)
@@ -59,9 +58,9 @@ func (p *Pipeline) subscribeCalls(work context.Context, workers *sync.WaitGroup,
 			// an immediate busy error.
 			select {
 			case slots <- struct{}{}:
-				workers.Add(1)
+				workers.add()
 				go func() {
-					defer workers.Done()
+					defer workers.done()
 					defer func() { <-slots }()
 					p.handleCall(work, r, msg, false)
 				}()
@@ -70,9 +69,9 @@ func (p *Pipeline) subscribeCalls(work context.Context, workers *sync.WaitGroup,
 			}
 			select {
 			case overflow <- struct{}{}:
-				workers.Add(1)
+				workers.add()
 				go func() {
-					defer workers.Done()
+					defer workers.done()
 					defer func() { <-overflow }()
 					p.handleCall(work, r, msg, true)
 				}()
@@ -235,7 +234,7 @@ func (p *Pipeline) reply(ctx context.Context, r *Route, msg *nats.Msg, id string
 	}
 	for _, hs := range []map[string]string{t.respHeaders, t.stubHeaders} {
 		for k, v := range hs {
-			if !headers.Reserved(k) && headers.Token(k) {
+			if headers.Settable(k) {
 				h.Set(k, v)
 			}
 		}

@@ -44,13 +44,15 @@ func TestHeadersBothWays(t *testing.T) {
     response_headers: [Content-Type, 'X-Upstream-*', Bw-Outcome]
 `))
 	e.run()
-	e.publish("hdr", "h-1", `{"id":"h-1"}`, "X-Tenant", "t1", "Authorization", "secret", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	e.publish("hdr", "h-1", `{"id":"h-1"}`, "X-Tenant", "t1", "Authorization", "secret", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"Idempotency-Key", "forged", "x-tenant-extra", "e")
 	m := e.outcome("h-1")
 	mu.Lock()
 	req := got["h-1"]
 	mu.Unlock()
-	if req.Get("X-Tenant") != "t1" || req.Get("Traceparent") == "" || req.Get("Authorization") != "" {
-		t.Errorf("the target received headers %v; want X-Tenant and traceparent, not Authorization", req)
+	if req.Get("X-Tenant") != "t1" || req.Get("X-Tenant-Extra") != "e" || req.Get("Traceparent") == "" || req.Get("Authorization") != "" ||
+		len(req.Values("Idempotency-Key")) != 1 || req.Get("Idempotency-Key") != "h-1" || req.Get("Nats-Msg-Id") != "" {
+		t.Errorf("the target received headers %v; want X-Tenant*, traceparent, its own Idempotency-Key once, no Authorization or Nats-", req)
 	}
 	if m.Header.Get("X-Upstream-Version") != "7" || m.Header.Get("Content-Type") != "application/json" || m.Header.Get("X-Internal") != "" {
 		t.Errorf("outcome headers %v; want X-Upstream-Version and Content-Type only", m.Header)
@@ -100,7 +102,7 @@ func TestNATSTargetForwarding(t *testing.T) {
 	e.outcome("n-2")
 	mu.Lock()
 	defer mu.Unlock()
-	if h := got["svc.all"]; h.Get("X-Tenant") != "t1" || h.Get("Authorization") != "secret" {
+	if h := got["svc.all"]; h.Get("X-Tenant") != "t1" || h.Get("Authorization") != "secret" || h.Get("Nats-Msg-Id") != "" {
 		t.Errorf("default forwarding: %v", h)
 	}
 	if h := got["svc.some"]; h.Get("X-Tenant") != "t1" || h.Get("Authorization") != "" {

@@ -159,6 +159,39 @@ func TestLiveRoutes(t *testing.T) {
 	if m := e.outcome("l-3"); m.Header.Get(headers.Outcome) != headers.OutcomeDead || m.Header.Get(headers.ErrorKind) != "unknown_route" {
 		t.Errorf("l-3 after removal: %v", m.Header)
 	}
+	// Put back, the route consumes again (the unrouted consumer gave its
+	// subject up).
+	if err := applyRoutes(t, e, "routes:"+routeYAML("live", two.URL, "")); err != nil {
+		t.Fatal(err)
+	}
+	serving(t, "live", true, e.svc, other)
+	e.publish("live", "l-4", `{"id":"l-4"}`)
+	if m := e.outcome("l-4"); m.Header.Get(headers.Outcome) != headers.OutcomeOK {
+		t.Errorf("l-4 after the route came back: %v", m.Header)
+	}
+
+	// Removing a route lets the work it had taken finish.
+	for i := range 5 {
+		e.publish("slowlive", fmt.Sprintf("r-%d", i), `{"id":"r"}`)
+	}
+	if err := applyRoutes(t, e, "routes:"+routeYAML("slowlive", slow.URL, "")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	for i := range 5 {
+		e.publish("slowlive", fmt.Sprintf("q-%d", i), `{"id":"q"}`)
+	}
+	time.Sleep(100 * time.Millisecond) // taken, waiting on the slow target
+	if err := kv.Delete(context.Background(), "slowlive"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		id := fmt.Sprintf("q-%d", i)
+		if m := e.outcome(id); m.Header.Get(headers.Outcome) != headers.OutcomeOK || e.count(id) != 1 {
+			t.Errorf("%s, in flight at the removal: outcome %q (%s), %d outcomes", id, m.Header.Get(headers.Outcome), m.Header.Get(headers.Error), e.count(id))
+		}
+	}
+
 	// The config file's route was never touched.
 	if _, ok := e.svc.Readiness(context.Background()).Routes["static"]; !ok {
 		t.Error("the static route is gone")

@@ -65,24 +65,38 @@ func (s *Service) loadRoutes(ctx context.Context) ([]*pipeline.Route, error) {
 			return err
 		}
 		stored = map[string][]byte{}
-		for e := range w.Updates() {
-			if e == nil {
-				break // the current values are all in
-			}
-			if e.Operation() == jetstream.KeyValuePut {
-				stored[e.Key()] = e.Value()
-			} else {
-				delete(stored, e.Key())
+		for {
+			select {
+			case e := <-w.Updates():
+				if e == nil {
+					s.routeWatch = w // the current values are all in
+					return nil
+				}
+				if e.Operation() == jetstream.KeyValuePut {
+					stored[e.Key()] = e.Value()
+				} else {
+					delete(stored, e.Key())
+				}
+			case <-ctx.Done():
+				_ = w.Stop()
+				return fmt.Errorf("reading %s: %w", topology.BucketRoutes, ctx.Err())
 			}
 		}
-		s.routeWatch = w
-		return nil
 	}); err != nil {
 		return nil, err
 	}
 	inFile := map[string]bool{}
 	for _, rc := range s.cfg.Routes {
 		inFile[rc.Name] = true
+	}
+	// Every route that exists, served here or not: this instance must not
+	// sweep its messages nor delete its consumer.
+	s.knownRoutes = make([]string, 0, len(stored)+len(fileOnly))
+	for name := range stored {
+		s.knownRoutes = append(s.knownRoutes, name)
+	}
+	for i := range fileOnly {
+		s.knownRoutes = append(s.knownRoutes, s.cfg.Routes[i].Name)
 	}
 	routes := make([]*pipeline.Route, 0, len(stored)+len(fileOnly))
 	for i := range fileOnly {
@@ -167,7 +181,11 @@ func (s *Service) ensureEngine(ctx context.Context) error {
 // fails (an invalid document, a module that does not load) is logged, and
 // the route keeps serving as it was.
 func (s *Service) followRoutes(ctx context.Context) {
-	defer s.routeWatch.Stop()
+	defer func() { _ = s.routeWatch.Stop() }()
+	known := map[string]bool{}
+	for _, n := range s.knownRoutes {
+		known[n] = true
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -182,17 +200,24 @@ func (s *Service) followRoutes(ctx context.Context) {
 			}
 			name := e.Key()
 			if e.Operation() != jetstream.KeyValuePut {
+				if s.routeStored(ctx, name) {
+					continue // put back meanwhile: the put follows
+				}
+				delete(known, name)
+				s.pipe.SetKnownRoutes(keys(known))
 				if err := s.pipe.RemoveRoute(ctx, name); err != nil {
 					s.log.Error("removing route", slog.String("route", name), slog.String("error", err.Error()))
 				}
 				continue
 			}
+			known[name] = true
+			s.pipe.SetKnownRoutes(keys(known))
 			r, err := s.routeFromDocument(ctx, name, e.Value())
 			if err != nil {
 				s.log.Error("route change not applied; the route serves as it was", slog.String("route", name), slog.String("error", err.Error()))
 				continue
 			}
-			if err := s.pipe.UpsertRoute(r); err != nil {
+			if err := s.pipe.UpsertRoute(ctx, r); err != nil {
 				s.log.Error("route change", slog.String("route", name), slog.String("error", err.Error()))
 			}
 		}
@@ -206,4 +231,23 @@ func inFileOnly(cfg *config.Config, fileOnly map[int]bool, name string) bool {
 		}
 	}
 	return false
+}
+
+// routeStored reports whether bw_routes holds name now (a late delete of a
+// route put back meanwhile must not remove it).
+func (s *Service) routeStored(ctx context.Context, name string) bool {
+	kv, err := s.js.KeyValue(ctx, topology.BucketRoutes)
+	if err != nil {
+		return false
+	}
+	_, err = kv.Get(ctx, name)
+	return err == nil
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

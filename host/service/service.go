@@ -47,11 +47,13 @@ type Service struct {
 	engineMu sync.Mutex      // guards engine, binder, runCtx
 	runCtx   context.Context // Run's, once it runs
 	guards   *overload.Set
-	// routeWatch follows bw_routes (loadRoutes, then followRoutes).
-	routeWatch jetstream.KeyWatcher
-	flags      *flagstore.Flags
-	modules    *modulestore.Store
-	metrics    *telemetry.Metrics
+	// routeWatch follows bw_routes (loadRoutes, then followRoutes);
+	// knownRoutes are its keys at start (and the file-only routes).
+	routeWatch  jetstream.KeyWatcher
+	knownRoutes []string
+	flags       *flagstore.Flags
+	modules     *modulestore.Store
+	metrics     *telemetry.Metrics
 
 	// tracer is the tracer provider (tracing.*, or WithTracerProvider);
 	// stopTracing flushes it at Close.
@@ -159,6 +161,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Op
 		NC:                 s.nc,
 		Replies:            s.links.replies,
 		Routes:             routes,
+		KnownRoutes:        s.knownRoutes,
 		Logger:             log,
 		Switches:           s.flags,
 		Observer:           s.metrics,
@@ -216,17 +219,23 @@ func (s *Service) HTTPAddr() string {
 // everything Start opened.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.Close()
-	go s.pollConsumers(ctx)
-	s.engineMu.Lock()
-	s.runCtx = ctx
-	if s.binder != nil {
-		go s.followModules(ctx)
-	}
-	s.engineMu.Unlock()
-	go s.followRoutes(ctx)
-	s.log.Info("breakwater running", slog.Int("routes", len(s.pipe.RouteNames())), slog.String("nats", s.NATSURL()), slog.String("http", s.HTTPAddr()))
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The followers run on runCtx (a fatal error ends them too) and are
+	// waited for before Close.
+	var followers sync.WaitGroup
+	defer followers.Wait()
+	defer cancel()
+	followers.Add(2)
+	go func() { defer followers.Done(); s.pollConsumers(runCtx) }()
+	go func() { defer followers.Done(); s.followRoutes(runCtx) }()
+	s.engineMu.Lock()
+	s.runCtx = runCtx
+	if s.binder != nil {
+		go s.followModules(runCtx)
+	}
+	s.engineMu.Unlock()
+	s.log.Info("breakwater running", slog.Int("routes", len(s.pipe.RouteNames())), slog.String("nats", s.NATSURL()), slog.String("http", s.HTTPAddr()))
 	fatal := make(chan error, 1) // what ended the run, if it was fatal
 	watching := make(chan struct{})
 	go func() {
@@ -276,12 +285,14 @@ func (s *Service) Close() {
 			}
 			nc.Close()
 		}
+		s.engineMu.Lock()
 		if s.binder != nil {
 			s.binder.Close(context.Background())
 		}
 		if s.engine != nil {
 			_ = s.engine.Close(context.Background())
 		}
+		s.engineMu.Unlock()
 		if s.srv != nil {
 			s.srv.Shutdown()
 			s.srv.WaitForShutdown()

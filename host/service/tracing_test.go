@@ -166,13 +166,13 @@ func TestTracingSyncPath(t *testing.T) {
 			t.Errorf("the target got traceparent %q", tpv)
 		}
 	}
-	var call bool
-	for _, s := range exp.GetSpans() {
-		if s.Name == "breakwater.call tsync" && s.SpanContext.TraceID().String() == producerTraceID {
-			call = true
+	// The call's span ends just after the reply is sent.
+	waitUntil(t, "the breakwater.call span in the producer's trace", func() bool {
+		for _, s := range exp.GetSpans() {
+			if s.Name == "breakwater.call tsync" && s.SpanContext.TraceID().String() == producerTraceID {
+				return true
+			}
 		}
-	}
-	if !call {
-		t.Error("no breakwater.call span in the producer's trace")
-	}
+		return false
+	})
 }

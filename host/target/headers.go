@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/breakwater-dev/breakwater/host/headers"
 )
 
 // HeaderFilter says which header names pass: names or glob patterns
@@ -50,9 +52,11 @@ func (e *PatternError) Error() string {
 }
 func (e *PatternError) Unwrap() error { return e.Err }
 
-// Pass reports whether name passes the filter.
+// Pass reports whether name passes the filter. Nats- and Bw- headers
+// (the runtime's) and the trace context (the runtime writes its own) never
+// pass.
 func (f *HeaderFilter) Pass(name string) bool {
-	if f == nil {
+	if f == nil || headers.Reserved(name) || strings.EqualFold(name, "traceparent") || strings.EqualFold(name, "tracestate") {
 		return false
 	}
 	if f.all {

@@ -71,9 +71,11 @@ func (h *HTTP) Call(ctx context.Context, req *Request) (*Response, error) {
 	}
 	for k, v := range req.Message.Headers {
 		if h.forward.Pass(k) {
-			hr.Header[k] = v
+			ck := http.CanonicalHeaderKey(k)
+			hr.Header[ck] = append(hr.Header[ck], v...)
 		}
 	}
+	// The route's fixed headers replace what a producer sent.
 	for k, v := range h.headers {
 		hr.Header[k] = v
 	}
