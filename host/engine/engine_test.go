@@ -142,7 +142,7 @@ func TestGoGuestPolicies(t *testing.T) {
 	for _, tc := range tests {
 		in := SampleInput()
 		in.Error = abi.AttemptError{Attempt: 1, Kind: tc.kind, Status: tc.status, Message: "x"}
-		d, err := m.Policy(Limits{}).DecideRetry(ctx, in)
+		d, err := m.Retry(ctx, in, Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}

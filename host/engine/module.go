@@ -222,14 +222,6 @@ func (m *Module) discard(ctx context.Context, inst *instance) {
 	m.tickets <- struct{}{}
 }
 
-// CallOption tags a call for logs.
-type CallOption func(*callState)
-
-// ForMessage attributes the call's guest logs to route and message id.
-func ForMessage(route, messageID string) CallOption {
-	return func(c *callState) { c.route, c.messageID = route, messageID }
-}
-
 // call runs kind on in under lim and decodes the output with decode. A
 // decoding failure is a bad_output breach, reported like any other.
 func (m *Module) call(ctx context.Context, kind Kind, in *abi.Input, lim Limits, decode func([]byte) error) error {

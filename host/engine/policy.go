@@ -10,32 +10,6 @@ import (
 	"github.com/breakwater-dev/breakwater/host/headers"
 )
 
-// Policy adapts a module to host/policy's Retry, Fallback and StubGenerator
-// interfaces, with fixed call limits.
-type Policy struct {
-	m   *Module
-	lim Limits
-}
-
-// Policy returns the module as a policy calling with lim (zero fields: the
-// module's limits).
-func (m *Module) Policy(lim Limits) *Policy { return &Policy{m: m, lim: lim} }
-
-// DecideRetry implements policy.Retry.
-func (p *Policy) DecideRetry(ctx context.Context, in *abi.Input) (abi.RetryDecision, error) {
-	return p.m.Retry(ctx, in, p.lim)
-}
-
-// ChooseFallback implements policy.Fallback.
-func (p *Policy) ChooseFallback(ctx context.Context, in *abi.Input) (abi.FallbackDecision, error) {
-	return p.m.Fallback(ctx, in, p.lim)
-}
-
-// GenerateStub implements policy.StubGenerator.
-func (p *Policy) GenerateStub(ctx context.Context, in *abi.Input) (abi.Stub, error) {
-	return p.m.Stub(ctx, in, p.lim)
-}
-
 // SampleInput is the input of dry runs.
 func SampleInput() *abi.Input {
 	return &abi.Input{
