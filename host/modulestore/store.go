@@ -126,6 +126,22 @@ type Store struct {
 // bw_modules_meta KV bucket, moves version pointers written by older
 // releases (objects "<name>/current") into the KV bucket, and merges
 // o.TrustedKeys into the stored trust policy.
+// Bind opens the store's existing buckets for reading (Get, Versions,
+// List, Watch, Policy) without creating or changing anything: for a
+// connection that may only read them (the runtime's worker). Writes
+// through a bound store fail with the server's permission error.
+func Bind(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error) {
+	obj, err := js.ObjectStore(ctx, topology.BucketModules)
+	if err != nil {
+		return nil, fmt.Errorf("module store %s: %w", topology.BucketModules, err)
+	}
+	kv, err := js.KeyValue(ctx, MetaBucket)
+	if err != nil {
+		return nil, fmt.Errorf("module store %s: %w", MetaBucket, err)
+	}
+	return &Store{obj: obj, kv: kv, o: o}, nil
+}
+
 func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error) {
 	obj, err := topology.CreateOrUpdateObjectStore(ctx, js, jetstream.ObjectStoreConfig{
 		Bucket: topology.BucketModules, Description: "Breakwater policy modules", Storage: jetstream.FileStorage, Replicas: max(o.Replicas, 1),

@@ -54,7 +54,7 @@ func TestModuleUploadValidation(t *testing.T) {
 	up := newUpstream(t, always(200))
 	e := newEnv(t, "routes:"+routeYAML("plain", up.URL, ""))
 	ctx := context.Background()
-	st := e.svc.Modules()
+	st := adminStore(t, e)
 	validate := dryRun(t)
 	tests := []struct {
 		fixture, name, rule string
@@ -153,14 +153,14 @@ func TestHotReloadUnderLoad(t *testing.T) {
 		want string
 	}{
 		{func() error {
-			_, err := e.svc.Modules().Push(ctx, "policy", wasmFile(t, "retry-exponential"), nil, validate, "t")
+			_, err := adminStore(t, e).Push(ctx, "policy", wasmFile(t, "retry-exponential"), nil, validate, "t")
 			return err
 		}, "v1"},
 		{func() error {
-			_, err := e.svc.Modules().Push(ctx, "policy", wasmFile(t, "retry-status-aware"), nil, validate, "t")
+			_, err := adminStore(t, e).Push(ctx, "policy", wasmFile(t, "retry-status-aware"), nil, validate, "t")
 			return err
 		}, "v2"},
-		{func() error { _, err := e.svc.Modules().Rollback(ctx, "policy", 0); return err }, "v1"},
+		{func() error { _, err := adminStore(t, e).Rollback(ctx, "policy", 0); return err }, "v1"},
 	}
 	for _, s := range steps {
 		if err := s.do(); err != nil {
@@ -195,7 +195,7 @@ func TestSecureMode(t *testing.T) {
 	up := newUpstream(t, always(200))
 	e := newEnv(t, fmt.Sprintf("modules:\n  trusted_keys: [%s]\n", pubA)+"routes:"+routeYAML("plain", up.URL, ""))
 	ctx := context.Background()
-	st := e.svc.Modules()
+	st := adminStore(t, e)
 	if !st.Secure() {
 		t.Fatal("trusted_keys set but the store is not in secure mode")
 	}
@@ -241,4 +241,15 @@ func TestSecureMode(t *testing.T) {
 	if _, err := loose.Push(ctx, "sneaky", wasm, nil, validate, "t"); !errors.Is(err, modulestore.ErrUnsigned) {
 		t.Fatalf("a client without trusted keys pushed an unsigned module in secure mode: %v", err)
 	}
+}
+
+// adminStore is the module store as an operator sees it (the test's
+// client connection; the runtime's own store is read-only).
+func adminStore(t *testing.T, e *env) *modulestore.Store {
+	t.Helper()
+	st, err := modulestore.Open(context.Background(), e.js, modulestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

@@ -138,7 +138,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Op
 	// whatever its own modules.trusted_keys (merged into it by Open).
 	var trust *modulestore.TrustPolicy
 	if err := s.retryStartup(ctx, "opening the module store", func(ctx context.Context) (err error) {
-		if s.modules, err = modulestore.Open(ctx, s.adminJS, modulestore.Options{Replicas: cfg.Streams.Replicas, TrustedKeys: cfg.Modules.TrustedKeys}); err != nil {
+		// The admin connection creates the buckets and merges the trusted
+		// keys; the runtime then reads modules on the worker connection,
+		// which may only read them.
+		if _, err = modulestore.Open(ctx, s.adminJS, modulestore.Options{Replicas: cfg.Streams.Replicas, TrustedKeys: cfg.Modules.TrustedKeys}); err != nil {
+			return err
+		}
+		if s.modules, err = modulestore.Bind(ctx, s.js, modulestore.Options{Replicas: cfg.Streams.Replicas}); err != nil {
 			return err
 		}
 		trust, err = s.modules.Policy(ctx)
@@ -370,7 +376,8 @@ func (s *Service) followModules(ctx context.Context) {
 	}
 }
 
-// Modules is the module store.
+// Modules is the runtime's view of the module store: read-only (the worker
+// connection may only read it).
 func (s *Service) Modules() *modulestore.Store { return s.modules }
 
 // LoadedModules lists module name → version in use.
