@@ -47,7 +47,9 @@ func syncScenarios() []harness.Scenario {
 			{Name: "breakwater_vs_direct_p50", Num: "breakwater", Den: "direct", Metric: "p50"},
 			{Name: "breakwater_vs_direct_p99", Num: "breakwater", Den: "direct", Metric: "p99"},
 			{Name: "failsafe_vs_direct_p50", Num: "failsafe-go", Den: "direct", Metric: "p50"},
-			{Name: "breakwater_vs_failsafe_p50", Num: "breakwater", Den: "failsafe-go", Metric: "p50", Guard: true},
+			// Not guarded: in quick runs right after the test suite it
+			// moved from 2.24 to 2.86 on one machine with no change.
+			{Name: "breakwater_vs_failsafe_p50", Num: "breakwater", Den: "failsafe-go", Metric: "p50"},
 		},
 	}}
 }

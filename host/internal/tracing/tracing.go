@@ -109,8 +109,8 @@ func (c Carrier) Keys() []string {
 
 // Extract returns ctx with the trace context of headers h, if any.
 func Extract(ctx context.Context, h map[string][]string) context.Context {
-	if h == nil {
-		return ctx
+	if h == nil || Carrier(h).Get("traceparent") == "" {
+		return ctx // the common case: no trace context, nothing to parse
 	}
 	return propagator.Extract(ctx, Carrier(h))
 }
