@@ -41,14 +41,12 @@ func syncScenarios() []harness.Scenario {
 		CDF: true,
 		Ratios: []harness.Ratio{
 			// Run to run, breakwater/direct at p50 moved by up to ±13 % in
-			// quick runs (the direct system's runs are unpaired), while
-			// breakwater/failsafe-go (both paired with direct requests)
-			// stayed within ±4 %: only the latter is guarded.
+			// quick runs (the direct system's runs are unpaired), and
+			// breakwater/failsafe-go by up to 28 % when run right after the
+			// test suite: none is guarded.
 			{Name: "breakwater_vs_direct_p50", Num: "breakwater", Den: "direct", Metric: "p50"},
 			{Name: "breakwater_vs_direct_p99", Num: "breakwater", Den: "direct", Metric: "p99"},
 			{Name: "failsafe_vs_direct_p50", Num: "failsafe-go", Den: "direct", Metric: "p50"},
-			// Not guarded: in quick runs right after the test suite it
-			// moved from 2.24 to 2.86 on one machine with no change.
 			{Name: "breakwater_vs_failsafe_p50", Num: "breakwater", Den: "failsafe-go", Metric: "p50"},
 		},
 	}}
