@@ -165,12 +165,9 @@ func newDLQCmd(g *globalFlags) *cobra.Command {
 		Long:  "Show a dead letter in full. Exit code 8 when the route has no such dead letter.",
 		Args:  cobra.ExactArgs(2),
 		RunE: g.withSession(func(cmd *cobra.Command, args []string, s *session) error {
-			found, err := deadletter.Find(s.ctx, s.js, args[0], args[1])
+			found, err := findParked(s, args[0], args[1])
 			if err != nil {
 				return err
-			}
-			if len(found) == 0 {
-				return withCode(exitNotFound, "route %q has no dead letter with sequence or id %q (see runtime dlq list %s)", args[0], args[1], args[0])
 			}
 			out := cmd.OutOrStdout()
 			if g.json() {
@@ -213,12 +210,9 @@ producer's original id> (kept through repeated replays).`,
 		Short: "Remove a dead letter without replaying it (refused without --force)",
 		Args:  cobra.ExactArgs(2),
 		RunE: g.withSession(func(cmd *cobra.Command, args []string, s *session) error {
-			found, err := deadletter.Find(s.ctx, s.js, args[0], args[1])
+			found, err := findParked(s, args[0], args[1])
 			if err != nil {
 				return err
-			}
-			if len(found) == 0 {
-				return withCode(exitNotFound, "route %q has no dead letter with sequence or id %q (see runtime dlq list %s)", args[0], args[1], args[0])
 			}
 			if !forceRm {
 				return fmt.Errorf("refusing to remove without --force; it would remove %d dead letter(s) of route %q:%s", len(found), args[0], summary(found))
@@ -261,4 +255,17 @@ producer's original id> (kept through repeated replays).`,
 
 	dlq.AddCommand(list, show, replay, rm, purge)
 	return dlq
+}
+
+// findParked returns route's dead letters with DLQ sequence or message id
+// ref; none is an error with the not-found exit code.
+func findParked(s *session, route, ref string) ([]deadletter.Parked, error) {
+	found, err := deadletter.Find(s.ctx, s.js, route, ref)
+	if err != nil {
+		return nil, err
+	}
+	if len(found) == 0 {
+		return nil, withCode(exitNotFound, "route %q has no dead letter with sequence or id %q (see runtime dlq list %s)", route, ref, route)
+	}
+	return found, nil
 }
