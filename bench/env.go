@@ -72,6 +72,16 @@ func (e *env) close() {
 // startBreakwater starts a Breakwater instance on the env's server with
 // routesYAML (a "routes:" list) and runs it until the env closes.
 func (e *env) startBreakwater(ctx context.Context, routesYAML string) (*service.Service, error) {
+	return e.startBreakwaterModules(ctx, "", routesYAML)
+}
+
+// startBreakwaterModules is startBreakwater with modules.dir set to modDir
+// ("" leaves it unset), for routes naming built-in modules.
+func (e *env) startBreakwaterModules(ctx context.Context, modDir, routesYAML string) (*service.Service, error) {
+	modules := "  cache_dir: none\n"
+	if modDir != "" {
+		modules += fmt.Sprintf("  dir: %s\n", modDir)
+	}
 	yaml := fmt.Sprintf(`nats:
   url: %s
 http:
@@ -79,9 +89,8 @@ http:
 log:
   level: error
 modules:
-  cache_dir: none
-routes:
-%s`, e.srv.ClientURL(), routesYAML)
+%sroutes:
+%s`, e.srv.ClientURL(), modules, routesYAML)
 	path := filepath.Join(e.dir, fmt.Sprintf("breakwater-%d.yaml", len(e.closers)))
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		return nil, err

@@ -3,7 +3,7 @@
 // prints a table, writes bench/results/latest.json and one SVG chart per
 // scenario, and with --compare fails when a guarded ratio regressed.
 //
-//	go run ./bench [--quick] [--only REGEX] [--out DIR] [--compare FILE] [--tolerance 0.15] [--cpuprofile FILE] [--list]
+//	go run ./bench [--quick] [--only REGEX] [--out DIR] [--compare FILE] [--tolerance 0.15] [--cpuprofile FILE] [--list] [--against REV]
 package main
 
 import (
@@ -33,6 +33,7 @@ func run() int {
 		tolerance  = flag.Float64("tolerance", 0.15, "relative tolerance of --compare (0.15: 15 %)")
 		cpuprofile = flag.String("cpuprofile", "", "write a pprof CPU profile of the whole run to this file")
 		list       = flag.Bool("list", false, "print the scenario names (with warmup+measured rounds and title) and exit")
+		against    = flag.String("against", "", "git revision (commit, tag, branch): build its cmd/runtime in a temporary git worktree and run it as system \"breakwater@<commit>\" beside \"breakwater\" in the async_success scenarios, both as processes (ratio breakwater_vs_<commit>)")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: go run ./bench [flags]\n\nBreakwater's benchmark suite (bench/README.md).\n\nFlags:\n")
@@ -47,6 +48,15 @@ func run() int {
 	if *tolerance < 0 || *tolerance >= 1 {
 		fmt.Fprintln(os.Stderr, "bench: --tolerance must be in [0, 1)")
 		return 2
+	}
+
+	if *against != "" {
+		rev, err := resolveRev(*against)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: --against: %v\n", err)
+			return 2
+		}
+		againstRev = rev
 	}
 
 	scenarios := allScenarios()

@@ -70,13 +70,91 @@ type proc struct {
 	stderr bytes.Buffer
 }
 
-// startRuntime starts `runtime serve --config cfg` and waits (bounded)
-// until it logs that it runs.
+// againstRev, when set (--against), is the short commit of the revision
+// whose runtime the async success scenarios run beside the current tree's
+// (system "breakwater@<againstRev>").
+var againstRev string
+
+// resolveRev returns the short commit of rev in the repository.
+func resolveRev(rev string) (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("git", "rev-parse", "--verify", "--quiet", "--short", rev+"^{commit}")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%q is not a commit of the repository at %s", rev, root)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+var (
+	revOnce    sync.Once
+	revBinPath string
+	revErr     error
+)
+
+// revBinary builds cmd/runtime from againstRev once per bench run: the
+// revision is checked out in a temporary `git worktree` (detached, outside
+// the repository), built there with that revision's go.mod and go.work,
+// and the worktree removed again (the binary is kept in a temporary
+// directory).
+func revBinary(ctx context.Context) (string, error) {
+	revOnce.Do(func() {
+		root, err := repoRoot()
+		if err != nil {
+			revErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "bw-bench-rev-")
+		if err != nil {
+			revErr = err
+			return
+		}
+		src := filepath.Join(dir, "src")
+		git := func(args ...string) error {
+			cmd := exec.CommandContext(ctx, "git", args...)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			return nil
+		}
+		if revErr = git("worktree", "add", "--detach", "--quiet", src, againstRev); revErr != nil {
+			return
+		}
+		defer func() {
+			// context.Background: remove it even when the run was interrupted.
+			cmd := exec.Command("git", "worktree", "remove", "--force", src)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "bench: removing the worktree %s: %v\n%s", src, err, out)
+			}
+		}()
+		revBinPath = filepath.Join(dir, "runtime")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", revBinPath, "./cmd/runtime")
+		cmd.Dir = src
+		if out, err := cmd.CombinedOutput(); err != nil {
+			revErr = fmt.Errorf("building cmd/runtime at %s: %v\n%s", againstRev, err, out)
+		}
+	})
+	return revBinPath, revErr
+}
+
+// startRuntime starts `runtime serve --config cfg` (the current tree's
+// runtime) and waits (bounded) until it logs that it runs.
 func startRuntime(ctx context.Context, cfg string) (*proc, error) {
 	bin, err := runtimeBinary(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return startRuntimeBin(ctx, bin, cfg)
+}
+
+// startRuntimeBin is startRuntime with the runtime binary bin.
+func startRuntimeBin(ctx context.Context, bin, cfg string) (*proc, error) {
 	p := &proc{cmd: exec.Command(bin, "serve", "--config", cfg)}
 	pipe, err := p.cmd.StderrPipe()
 	if err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/breakwater-dev/breakwater/bench/internal/harness"
+	"github.com/breakwater-dev/breakwater/host/embedded"
 	"github.com/breakwater-dev/breakwater/host/headers"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
@@ -23,7 +26,7 @@ func asyncScenarios() []harness.Scenario {
 	var out []harness.Scenario
 	for _, inFlight := range []int{1, 16, 256} {
 		s := fmt.Sprintf("%d", inFlight)
-		out = append(out, harness.Scenario{
+		sc := harness.Scenario{
 			Name:   "async_success_" + s,
 			Title:  fmt.Sprintf("Async path, success, %d in flight (publish → result)", inFlight),
 			Rounds: 6, Warmup: 1, CDF: inFlight == 256,
@@ -35,7 +38,12 @@ func asyncScenarios() []harness.Scenario {
 				{Name: "breakwater_vs_watermill_" + s, Num: "breakwater", Den: "watermill", Metric: "ops_per_s", HigherIsBetter: true, Target: target(inFlight == 256, 1.0)},
 				{Name: "breakwater_vs_raw_jetstream_" + s, Num: "breakwater", Den: "raw-jetstream", Metric: "ops_per_s", HigherIsBetter: true},
 			},
-		})
+		}
+		if againstRev != "" {
+			sc.Title += fmt.Sprintf("; breakwater and breakwater@%s run as processes (--against)", againstRev)
+			sc.Ratios = append(sc.Ratios, harness.Ratio{Name: "breakwater_vs_" + againstRev, Num: "breakwater", Den: "breakwater@" + againstRev, Metric: "ops_per_s", HigherIsBetter: true})
+		}
+		out = append(out, sc)
 	}
 	return out
 }
@@ -67,12 +75,36 @@ func asyncSetup(ctx context.Context, inFlight, n int) ([]harness.System, func(),
 		e.close()
 		return nil, nil, err
 	}
-	bw, err := breakwaterAsync(ctx, e, "bench", inFlight, n, "")
-	if err != nil {
-		e.close()
-		return nil, nil, err
+	var systems []harness.System
+	if againstRev == "" {
+		bw, err := breakwaterAsync(ctx, e, "bench", inFlight, n, "")
+		if err != nil {
+			e.close()
+			return nil, nil, err
+		}
+		systems = []harness.System{raw, bw}
+	} else {
+		// --against: the current tree's runtime and the other revision's,
+		// both as child processes (the in-process service can only be the
+		// current tree's), each on a NATS server of its own (two runtimes
+		// on one server would remove each other's route consumers).
+		cur, err := runtimeBinary(ctx)
+		if err == nil {
+			var rev string
+			if rev, err = revBinary(ctx); err == nil {
+				var bw, bwRev harness.System
+				if bw, err = breakwaterProc(ctx, e, "breakwater", cur, inFlight, n); err == nil {
+					if bwRev, err = breakwaterProc(ctx, e, "breakwater@"+againstRev, rev, inFlight, n); err == nil {
+						systems = []harness.System{raw, bw, bwRev}
+					}
+				}
+			}
+		}
+		if err != nil {
+			e.close()
+			return nil, nil, err
+		}
 	}
-	systems := []harness.System{raw, bw}
 	peers, err := peerAsyncSystems(ctx, e, inFlight, n)
 	if err != nil {
 		e.close()
@@ -142,13 +174,81 @@ func breakwaterAsync(ctx context.Context, e *env, route string, inFlight, n int,
 	if err := waitReady(ctx, svc.Ready); err != nil {
 		return harness.System{}, err
 	}
+	sys, _, err := routeSystem(e, e.nc, e.js, "breakwater", route, inFlight, n, routeOptions{})
+	return sys, err
+}
+
+// breakwaterProc is breakwaterAsync with the runtime binary bin run as a
+// child process, on a NATS server of its own (same options as the env's)
+// and the env's target.
+func breakwaterProc(ctx context.Context, e *env, name, bin string, inFlight, n int) (harness.System, error) {
+	dir := filepath.Join(e.dir, fmt.Sprintf("proc-%d", len(e.closers)))
+	srv, err := embedded.Start(ctx, embedded.Options{Port: -1, StoreDir: filepath.Join(dir, "js")})
+	if err != nil {
+		return harness.System{}, err
+	}
+	e.closers = append(e.closers, func() { srv.Shutdown(); srv.WaitForShutdown() })
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		return harness.System{}, err
+	}
+	e.closers = append(e.closers, nc.Close)
+	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	cfg := filepath.Join(dir, "runtime.yaml")
+	// Log level info: startRuntimeBin waits for "breakwater running"; the
+	// success path logs nothing at that level.
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`nats:
+  url: %s
+http:
+  listen: ""
+log:
+  level: info
+modules:
+  cache_dir: none
+routes:
+  - name: bench
+    target:
+      http:
+        url: %s
+    concurrency: %d
+`, srv.ClientURL(), e.up.URL, max(inFlight, 1))), 0o644); err != nil {
+		return harness.System{}, err
+	}
+	p, err := startRuntimeBin(ctx, bin, cfg)
+	if err != nil {
+		return harness.System{}, fmt.Errorf("%s: %w", name, err)
+	}
+	e.closers = append(e.closers, p.kill)
+	sys, _, err := routeSystem(e, nc, js, name, "bench", inFlight, n, routeOptions{})
+	return sys, err
+}
+
+// routeOptions tune routeSystem.
+type routeOptions struct {
+	// payload is message i's body (id is its message id); nil:
+	// {"id":"<id>"}.
+	payload func(id string, i int) []byte
+	// countOutcomes adds to each sample the number of outcomes of each
+	// kind (Extra "<outcome>_total": ok_total, cached_total…).
+	countOutcomes bool
+}
+
+// routeSystem is the system name publishing n messages per run (inFlight
+// at a time) to bw.in.<route> through js and waiting for each one's
+// outcome on bw.out.<route> (a core subscription on nc). It also returns
+// its run function, for a run of another length (warming a cache).
+func routeSystem(e *env, nc *nats.Conn, js jetstream.JetStream, name, route string, inFlight, n int, o routeOptions) (harness.System, func(context.Context, int) (harness.Sample, error), error) {
 	var cur *window
 	var prefix string
+	var counts map[string]float64
 	lock := make(chan struct{}, 1)
-	sub, err := e.nc.Subscribe(topology.Out(route), func(m *nats.Msg) {
+	sub, err := nc.Subscribe(topology.Out(route), func(m *nats.Msg) {
 		id := m.Header.Get(headers.OriginalID)
 		lock <- struct{}{}
 		w, p := cur, prefix
+		if w != nil && counts != nil && strings.HasPrefix(id, p) {
+			counts[m.Header.Get(headers.Outcome)+"_total"]++
+		}
 		<-lock
 		if w == nil || !strings.HasPrefix(id, p) {
 			return
@@ -159,24 +259,40 @@ func breakwaterAsync(ctx context.Context, e *env, route string, inFlight, n int,
 		}
 	})
 	if err != nil {
-		return harness.System{}, err
+		return harness.System{}, nil, err
 	}
 	_ = sub.SetPendingLimits(-1, -1)
 	e.closers = append(e.closers, func() { _ = sub.Unsubscribe() })
-	return harness.System{Name: "breakwater", Run: func(ctx context.Context) (harness.Sample, error) {
+	payload := o.payload
+	if payload == nil {
+		payload = func(id string, _ int) []byte { return []byte(`{"id":"` + id + `"}`) }
+	}
+	run := func(ctx context.Context, n int) (harness.Sample, error) {
 		w := newWindow(n, inFlight)
 		p := fmt.Sprintf("b%d-", runSeq.Add(1))
 		lock <- struct{}{}
 		cur, prefix = w, p
+		if o.countOutcomes {
+			counts = map[string]float64{}
+		}
 		<-lock
-		return w.run(ctx, n, 2*time.Minute, func(i int) error {
+		s, err := w.run(ctx, n, 2*time.Minute, func(i int) error {
+			id := p + strconv.Itoa(i)
 			m := nats.NewMsg(topology.In(route))
-			m.Header.Set(headers.MsgID, p+strconv.Itoa(i))
-			m.Data = []byte(`{"id":"` + p + strconv.Itoa(i) + `"}`)
-			_, err := e.js.PublishMsgAsync(m)
+			m.Header.Set(headers.MsgID, id)
+			m.Data = payload(id, i)
+			_, err := js.PublishMsgAsync(m)
 			return err
 		})
-	}}, nil
+		if err == nil && o.countOutcomes {
+			lock <- struct{}{}
+			s.Extra = counts
+			counts = nil
+			<-lock
+		}
+		return s, err
+	}
+	return harness.System{Name: name, Run: func(ctx context.Context) (harness.Sample, error) { return run(ctx, n) }}, run, nil
 }
 
 // waitReady polls ready (bounded) until it reports nil.

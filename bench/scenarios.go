@@ -10,6 +10,7 @@ func allScenarios() []harness.Scenario {
 		failureScenarios(),
 		decisionScenarios(),
 		syncScenarios(),
+		featureScenarios(),
 		restartScenarios(),
 		memoryScenarios(),
 	} {

@@ -1,13 +1,15 @@
 // Package sdk is the Go SDK for Breakwater policy modules: WebAssembly
 // modules that decide, per route, whether and when to retry a failed call
-// (retry), what to do once retries are over (fallback), and what to answer
-// in place of an unavailable target (stub).
+// (retry), what to do once retries are over (fallback), what to answer
+// in place of an unavailable target (stub), and whether a target's answer is
+// a success or a failure (classify).
 //
 // A module is a package main built for WASI preview 1 as a reactor
 // (-buildmode=c-shared). It imports this package for the types, and one
 // package per kind it implements: guest-sdk/retry, guest-sdk/fallback,
-// guest-sdk/stub. Each of those adds its own export (bw_retry, bw_fallback,
-// bw_stub), so a module exports exactly the kinds it imports; this package
+// guest-sdk/stub, guest-sdk/classify. Each of those adds its own export
+// (bw_retry, bw_fallback, bw_stub, bw_classify), so a module exports exactly
+// the kinds it imports; this package
 // adds the exports every module needs (bw_abi_version, bw_alloc). The host
 // discovers the kinds from the exports.
 //
@@ -64,7 +66,7 @@
 //
 // The handler packages build for any platform (without their exports), so
 // a policy can be unit-tested natively: register it and use retry.Call,
-// fallback.Call or stub.Call. For a test of the built module, load it with a
+// fallback.Call, stub.Call or classify.Call. For a test of the built module, load it with a
 // WebAssembly runtime; see docs/abi.md for the calling sequence.
 //
 // The ABI the SDK implements, for writing modules in other languages, is in

@@ -24,6 +24,10 @@ type (
 	FallbackDecision = abi.FallbackDecision
 	// Stub is what a stub generator returns.
 	Stub = abi.Stub
+	// Verdict is what a classify module makes of the target's answer.
+	Verdict = abi.Verdict
+	// ClassifyDecision is what a classify module returns.
+	ClassifyDecision = abi.ClassifyDecision
 )
 
 // The error kinds of ABI v1 (see abi.ErrorKind). Treat kinds you do not know
@@ -40,6 +44,20 @@ const (
 	ErrorBadInput     = abi.ErrorBadInput
 	ErrorUnknownRoute = abi.ErrorUnknownRoute
 	ErrorInternal     = abi.ErrorInternal
+	// ErrorResultTooLarge: the target's answer did not fit in an outcome.
+	ErrorResultTooLarge = abi.ErrorResultTooLarge
+	// ErrorClassifiedRetryable and ErrorClassifiedPermanent: the target
+	// answered, and the route's classify module judged the answer a failure,
+	// retryable or not.
+	ErrorClassifiedRetryable = abi.ErrorClassifiedRetryable
+	ErrorClassifiedPermanent = abi.ErrorClassifiedPermanent
+)
+
+// The verdicts of a classify module (see abi.Verdict).
+const (
+	VerdictSuccess   = abi.VerdictSuccess
+	VerdictRetryable = abi.VerdictRetryable
+	VerdictPermanent = abi.VerdictPermanent
 )
 
 // The fallback actions of ABI v1 (see abi.FallbackAction).

@@ -57,3 +57,53 @@ func BenchmarkRetryDecision(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkClassifyDecision measures one classify decision of the
+// classify-json-error module through wazero (its compiler engine), like
+// BenchmarkRetryDecision: a clean 200, a 200 whose JSON body reports an
+// error, and a 503 (no body parsing).
+func BenchmarkClassifyDecision(b *testing.B) {
+	body := []byte(`{"order_id": 1234, "sku": "W-1", "qty": 2, "status": "accepted"}`)
+	cases := []struct {
+		name   string
+		status int32
+		body   []byte
+		want   abi.Verdict
+	}{
+		{"200-clean", 200, body, abi.VerdictSuccess},
+		{"200-body-error", 200, []byte(`{"order_id": 1234, "error": {"code": "QUOTA", "message": "quota exceeded"}}`), abi.VerdictRetryable},
+		{"503", 503, []byte(`upstream unavailable`), abi.VerdictRetryable},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			in := abi.Input{
+				Route:           "orders",
+				Subject:         "bw.in.orders",
+				MessageID:       "01J9Z3W8K4",
+				Attempt:         1,
+				MaxAttempts:     5,
+				Target:          "orders-api",
+				ResponseStatus:  c.status,
+				ResponseHeaders: map[string]string{"Content-Type": "application/json"},
+				ResponseBody:    c.body,
+				Payload:         []byte(`{"order_id": 1234, "sku": "W-1", "qty": 2}`),
+				Config:          []byte(`{"success_statuses": [409]}`),
+			}
+			m := load(b, "classify-json-error", false)
+			ctx := context.Background()
+			times := make([]time.Duration, 0, 1<<20)
+			b.ReportAllocs()
+			for b.Loop() {
+				start := time.Now()
+				d, err := m.Classify(ctx, &in)
+				times = append(times, time.Since(start))
+				if err != nil || d.Verdict != c.want {
+					b.Fatalf("Classify = %+v, %v", d, err)
+				}
+			}
+			slices.Sort(times)
+			b.ReportMetric(float64(times[len(times)/2].Nanoseconds()), "p50-ns")
+			b.ReportMetric(float64(times[len(times)*99/100].Nanoseconds()), "p99-ns")
+		})
+	}
+}

@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 if [ "$#" -eq 0 ]; then
-	set -- retry-exponential retry-status-aware fallback-cache-then-stub stub-template
+	set -- retry-exponential retry-status-aware fallback-cache-then-stub stub-template classify-json-error
 fi
 
 for name in "$@"; do

@@ -11,7 +11,7 @@ import (
 )
 
 // policyModules are the Go-built modules of this directory.
-var policyModules = []string{"retry-exponential", "retry-status-aware", "fallback-cache-then-stub", "stub-template"}
+var policyModules = []string{"retry-exponential", "retry-status-aware", "fallback-cache-then-stub", "stub-template", "classify-json-error"}
 
 // TestModulesUpToDate rebuilds every policy with the flags of build.sh and
 // checks that the committed modules/<name>.wasm is byte-for-byte the same:
@@ -65,4 +65,3 @@ func TestModulesUpToDate(t *testing.T) {
 		})
 	}
 }
-

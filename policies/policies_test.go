@@ -3,8 +3,9 @@ package policies_test
 import (
 	"context"
 	"encoding/json"
-
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
 	"github.com/breakwater-dev/breakwater/guest-sdk/sdktest"
+	"github.com/breakwater-dev/breakwater/host/engine"
 )
 
 // modulesDir holds the built modules (policies/build.sh writes them).
@@ -82,6 +84,7 @@ func TestModuleExports(t *testing.T) {
 		{"retry-status-aware", []string{"retry"}},
 		{"fallback-cache-then-stub", []string{"fallback"}},
 		{"stub-template", []string{"stub"}},
+		{"classify-json-error", []string{"classify"}},
 		{"retry-constant", []string{"retry"}},
 	}
 	for _, tt := range tests {
@@ -117,6 +120,10 @@ func kindErr(kind abi.ErrorKind) abi.AttemptError {
 	return abi.AttemptError{Attempt: 1, Kind: kind, Message: string(kind)}
 }
 
+func classifiedErr(kind abi.ErrorKind, status int32) abi.AttemptError {
+	return abi.AttemptError{Attempt: 1, Kind: kind, Status: status, Message: `body field "error": "busy"`}
+}
+
 func TestRetryStatusAware(t *testing.T) {
 	const throttled = `{"delay_ms": 50, "throttled_delay_ms": 1000}`
 	tests := []struct {
@@ -149,6 +156,10 @@ func TestRetryStatusAware(t *testing.T) {
 		{name: "rate_limited", err: kindErr(abi.ErrorRateLimited), config: throttled, retry: true, delayMs: 1000},
 		{name: "timeout not throttled", err: kindErr(abi.ErrorTimeout), config: throttled, retry: true, delayMs: 50},
 		{name: "bad_input", err: kindErr(abi.ErrorBadInput), retry: false, reasonHas: "not retryable"},
+		{name: "classified_retryable", err: classifiedErr(abi.ErrorClassifiedRetryable, 200), retry: true, delayMs: 200, reasonHas: "classified_retryable"},
+		{name: "classified_retryable 429 throttled", err: classifiedErr(abi.ErrorClassifiedRetryable, 429), config: throttled, retry: true, delayMs: 1000},
+		{name: "classified_permanent", err: classifiedErr(abi.ErrorClassifiedPermanent, 200), retry: false, reasonHas: "classified_permanent is not retryable"},
+		{name: "classified_permanent 503", err: classifiedErr(abi.ErrorClassifiedPermanent, 503), retry: false},
 		{name: "switched_off", err: kindErr(abi.ErrorSwitchedOff), retry: false},
 		{name: "unknown_route", err: kindErr(abi.ErrorUnknownRoute), retry: false},
 		{name: "no error", err: abi.AttemptError{}, retry: false, reasonHas: "no error"},
@@ -341,6 +352,9 @@ func TestBreaches(t *testing.T) {
 		{"config not JSON", "fallback-cache-then-stub", "bw_fallback", configInput(`{`), "decoding module config"},
 		{"stub without template", "stub-template", "bw_stub", configInput(`{}`), "template is required"},
 		{"template not an object", "stub-template", "bw_stub", configInput(`{"template": [1]}`), "template must be a JSON object"},
+		{"bad body_errors", "classify-json-error", "bw_classify", configInput(`{"body_errors": "fatal"}`), `body_errors must be "retryable" or "permanent"`},
+		{"empty error_field", "classify-json-error", "bw_classify", configInput(`{"error_field": ""}`), "error_field must not be empty"},
+		{"bad success status", "classify-json-error", "bw_classify", configInput(`{"success_statuses": [42]}`), "42 is not an HTTP status"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -382,5 +396,139 @@ func TestInstanceReuse(t *testing.T) {
 		if got["r"] != route || got["k"] != val {
 			t.Fatalf("call %d: got r=%q and %d bytes of k, want %q and %d", i, got["r"], len(got["k"]), route, size)
 		}
+	}
+}
+
+// classifyCases are the rules of classify-json-error, shared by the test on
+// sdktest and the one on the host's engine.
+var classifyCases = []struct {
+	name      string
+	status    int32
+	body      string
+	config    string
+	verdict   abi.Verdict
+	reasonHas string
+}{
+	{name: "200 plain", status: 200, body: `{"id": 7}`, verdict: abi.VerdictSuccess, reasonHas: "status 200"},
+	{name: "200 no body", status: 200, verdict: abi.VerdictSuccess},
+	{name: "204", status: 204, verdict: abi.VerdictSuccess},
+	{name: "200 error string", status: 200, body: `{"error": "quota exceeded"}`, verdict: abi.VerdictRetryable, reasonHas: `body field "error": "quota exceeded"`},
+	{name: "201 error object", status: 201, body: `{"id": 1, "error": {"code": 42, "message": "nope"}}`, verdict: abi.VerdictRetryable, reasonHas: `"error": {"code":42,"message":"nope"}`},
+	{name: "200 error true", status: 200, body: `{"error": true}`, verdict: abi.VerdictRetryable},
+	{name: "200 error number", status: 200, body: `{"error": 0}`, verdict: abi.VerdictRetryable},
+	{name: "200 error list", status: 200, body: `{"error": ["a"]}`, verdict: abi.VerdictRetryable},
+	{name: "200 error null", status: 200, body: `{"error": null}`, verdict: abi.VerdictSuccess},
+	{name: "200 error false", status: 200, body: `{"error": false}`, verdict: abi.VerdictSuccess},
+	{name: "200 error empty string", status: 200, body: `{"error": ""}`, verdict: abi.VerdictSuccess},
+	{name: "200 error empty object", status: 200, body: `{"error": { }}`, verdict: abi.VerdictSuccess},
+	{name: "200 error empty list", status: 200, body: `{"error": [ ]}`, verdict: abi.VerdictSuccess},
+	{name: "200 nested error ignored", status: 200, body: `{"data": {"error": "x"}}`, verdict: abi.VerdictSuccess},
+	{name: "200 other case ignored", status: 200, body: `{"Error": "x"}`, verdict: abi.VerdictSuccess},
+	{name: "200 array body", status: 200, body: `[{"error": "x"}]`, verdict: abi.VerdictSuccess},
+	{name: "200 not JSON", status: 200, body: `error: x`, verdict: abi.VerdictSuccess},
+	{name: "200 truncated JSON", status: 200, body: `{"error": "x"`, verdict: abi.VerdictSuccess},
+	{name: "200 long error cut", status: 200, body: `{"error": "` + strings.Repeat("é", 100) + `"}`, verdict: abi.VerdictRetryable, reasonHas: `: "` + strings.Repeat("é", 31) + "…"},
+	{name: "body errors permanent", status: 200, body: `{"error": "bad"}`, config: `{"body_errors": "permanent"}`, verdict: abi.VerdictPermanent, reasonHas: `"error": "bad"`},
+	{name: "body errors retryable", status: 200, body: `{"error": "bad"}`, config: `{"body_errors": "retryable"}`, verdict: abi.VerdictRetryable},
+	{name: "custom field", status: 200, body: `{"error": "x", "errors": [{"m": 1}]}`, config: `{"error_field": "errors"}`, verdict: abi.VerdictRetryable, reasonHas: `body field "errors": [{"m":1}]`},
+	{name: "custom field absent", status: 200, body: `{"error": "x"}`, config: `{"error_field": "errors"}`, verdict: abi.VerdictSuccess},
+	{name: "409 listed", status: 409, config: `{"success_statuses": [409]}`, verdict: abi.VerdictSuccess, reasonHas: "409 is listed in success_statuses"},
+	{name: "409 not listed", status: 409, verdict: abi.VerdictPermanent, reasonHas: "status 409 is not retryable"},
+	{name: "listed status skips the body rule", status: 200, body: `{"error": "x"}`, config: `{"success_statuses": [200]}`, verdict: abi.VerdictSuccess},
+	{name: "503 listed", status: 503, config: `{"success_statuses": [409, 503]}`, verdict: abi.VerdictSuccess},
+	{name: "408", status: 408, verdict: abi.VerdictRetryable, reasonHas: "status 408"},
+	{name: "429", status: 429, verdict: abi.VerdictRetryable},
+	{name: "500", status: 500, verdict: abi.VerdictRetryable},
+	{name: "503 body error", status: 503, body: `{"error": "x"}`, config: `{"body_errors": "permanent"}`, verdict: abi.VerdictRetryable},
+	{name: "599", status: 599, verdict: abi.VerdictRetryable},
+	{name: "600", status: 600, verdict: abi.VerdictPermanent},
+	{name: "404", status: 404, body: `{"error": "not found"}`, verdict: abi.VerdictPermanent, reasonHas: "status 404"},
+	{name: "400", status: 400, verdict: abi.VerdictPermanent},
+	{name: "302", status: 302, verdict: abi.VerdictPermanent},
+	{name: "101", status: 101, verdict: abi.VerdictPermanent},
+	{name: "no status, body error", status: 0, body: `{"error": "x"}`, verdict: abi.VerdictRetryable, reasonHas: `body field "error"`},
+	{name: "no status, body error permanent", status: 0, body: `{"error": "x"}`, config: `{"body_errors": "permanent"}`, verdict: abi.VerdictPermanent},
+	{name: "no status, clean body", status: 0, body: `{"ok": true}`, verdict: abi.VerdictSuccess, reasonHas: "no status"},
+	{name: "no status, no body", status: 0, verdict: abi.VerdictSuccess},
+	{name: "no status, 0 listed", status: 0, body: `{"error": "x"}`, config: `{"success_statuses": [409]}`, verdict: abi.VerdictRetryable},
+}
+
+func classifyInput(status int32, body, config string) abi.Input {
+	return abi.Input{Route: "orders", MessageID: "m1", Attempt: 1, Target: "orders-api",
+		ResponseStatus: status, ResponseBody: []byte(body), Config: []byte(config),
+		ResponseHeaders: map[string]string{"Content-Type": "application/json"}}
+}
+
+func TestClassifyJSONError(t *testing.T) {
+	m := load(t, "classify-json-error", true)
+	for _, tt := range classifyCases {
+		t.Run(tt.name, func(t *testing.T) {
+			in := classifyInput(tt.status, tt.body, tt.config)
+			d, err := m.Classify(context.Background(), &in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Verdict != tt.verdict {
+				t.Errorf("verdict = %q, want %q (reason %q)", d.Verdict, tt.verdict, d.Reason)
+			}
+			if d.Reason == "" || !strings.Contains(d.Reason, tt.reasonHas) {
+				t.Errorf("reason %q does not contain %q", d.Reason, tt.reasonHas)
+			}
+			if len(d.Reason) > 200 {
+				t.Errorf("reason of %d bytes: the snippet is not bounded", len(d.Reason))
+			}
+		})
+	}
+}
+
+// TestClassifyJSONErrorOnEngine runs the same cases through the host's
+// engine, fuel-metered under the default limits, as the runtime calls the
+// module: every decision within budget, and the same fuel for the same
+// input.
+func TestClassifyJSONErrorOnEngine(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var fuel []int64
+	e, err := engine.New(ctx, engine.Options{PoolSize: 1, CacheDir: filepath.Join(os.TempDir(), "breakwater-engine-test-cache"),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnCall: func(r engine.CallReport) { mu.Lock(); fuel = append(fuel, r.Fuel); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	wasm, err := os.ReadFile(filepath.Join(modulesDir, "classify-json-error.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.DryRun(ctx, wasm, engine.Limits{})
+	if err != nil || !reflect.DeepEqual(info.Kinds, []engine.Kind{engine.KindClassify}) {
+		t.Fatalf("dry run: %+v, %v", info, err)
+	}
+	m, err := e.Load(ctx, engine.LoadSpec{Name: "classify-json-error", Version: "1", Wasm: wasm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	for _, tt := range classifyCases {
+		t.Run(tt.name, func(t *testing.T) {
+			in := classifyInput(tt.status, tt.body, tt.config)
+			mu.Lock()
+			fuel = fuel[:0]
+			mu.Unlock()
+			for range 2 {
+				d, err := engine.Decide[abi.ClassifyDecision](ctx, m, engine.KindClassify, &in, engine.Limits{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Verdict != tt.verdict || !strings.Contains(d.Reason, tt.reasonHas) {
+					t.Errorf("got %+v, want verdict %q with reason containing %q", d, tt.verdict, tt.reasonHas)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(fuel) != 2 || fuel[0] <= 0 || fuel[0] >= engine.DefaultLimits().Fuel {
+				t.Errorf("fuel %v: want two calls within the default budget of %d", fuel, engine.DefaultLimits().Fuel)
+			}
+		})
 	}
 }

@@ -5,18 +5,15 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/breakwater-dev/breakwater/host/config"
-	"github.com/breakwater-dev/breakwater/host/service"
+	"github.com/breakwater-dev/breakwater/host/testkit"
+	"github.com/breakwater-dev/breakwater/host/testkit/servicetest"
 )
 
 // runCLI runs the runtime command line in-process and returns its output
@@ -52,8 +49,7 @@ func codeOf(err error) int { return exitCode(err) }
 func startService(t *testing.T, routes, cliRoutes string) string {
 	t.Helper()
 	dir := t.TempDir()
-	serveCfg := filepath.Join(dir, "serve.yaml")
-	writeFile(t, serveCfg, fmt.Sprintf(`
+	in := servicetest.Service(t, fmt.Sprintf(`
 nats:
   embedded: {port: -1, store_dir: %s}
 http: {listen: ""}
@@ -62,20 +58,7 @@ routes:
 modules:
   cache_dir: none
 `, filepath.Join(dir, "js"), routes))
-	cfg, err := config.Load(serveCfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := service.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, 20*time.Second, "the service to be ready", func() bool { return svc.Ready(ctx) == nil })
+	svc := in.Service
 	cli := filepath.Join(dir, "cli.yaml")
 	body := "nats:\n  url: " + svc.NATSURL() + "\nmodules:\n  cache_dir: none\n"
 	if cliRoutes != "" {
@@ -87,16 +70,15 @@ modules:
 }
 
 // upstream is an HTTP target that fails while failing is set.
-func upstream(t *testing.T, failing *atomic.Bool) *httptest.Server {
+func upstream(t *testing.T, failing *atomic.Bool) *testkit.Upstream {
 	t.Helper()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := testkit.NewUpstream(t)
+	up.Respond(func(*http.Request, []byte, int) testkit.Reply {
 		if failing.Load() {
-			http.Error(w, "down", 500)
-			return
+			return testkit.Reply{Status: http.StatusInternalServerError, Body: "down\n"}
 		}
-		fmt.Fprint(w, `{"ok":true}`)
-	}))
-	t.Cleanup(up.Close)
+		return testkit.Reply{Body: `{"ok":true}`}
+	})
 	return up
 }
 

@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/breakwater-dev/breakwater/host/headers"
+	"github.com/breakwater-dev/breakwater/host/testkit"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -36,24 +34,16 @@ func TestCrashRestart(t *testing.T) {
 	}
 	const total = 3000
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "runtime")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("building the runtime: %v", err)
-	}
+	bin := testkit.GoBuild(t, ".", nil)
 
-	var calls atomic.Int64
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond)
+	up := testkit.NewUpstream(t)
+	up.Respond(func(*http.Request, []byte, int) testkit.Reply {
+		r := testkit.Reply{Body: `{"ok":true}`, Delay: time.Duration(rand.IntN(3)) * time.Millisecond}
 		if rand.Float64() < 0.25 {
-			http.Error(w, "flaky", http.StatusServiceUnavailable)
-			return
+			r.Status, r.Body = http.StatusServiceUnavailable, "flaky\n"
 		}
-		fmt.Fprintf(w, `{"ok":true}`)
-	}))
-	defer up.Close()
+		return r
+	})
 
 	port := freePort(t)
 	cfgPath := filepath.Join(dir, "breakwater.yaml")
@@ -119,7 +109,7 @@ routes:
 	}
 	_ = child.Wait()
 	nc.Close()
-	t.Logf("killed with %d target calls made", calls.Load())
+	t.Logf("killed with %d target calls made", up.Calls())
 
 	startChild(t, bin, cfgPath, dir, "second")
 	nc, js = waitForRuntime(t, url)
@@ -178,20 +168,15 @@ routes:
 	if int(dinfo.State.Msgs) != dead {
 		t.Errorf("%d dead outcomes but %d dead letters", dead, dinfo.State.Msgs)
 	}
-	if calls.Load() < total {
-		t.Errorf("target called %d times for %d messages", calls.Load(), total)
+	if up.Calls() < total {
+		t.Errorf("target called %d times for %d messages", up.Calls(), total)
 	}
-	t.Logf("%d messages, %d outcomes (%d dead), %d target calls (at-least-once)", total, len(seen), dead, calls.Load())
+	t.Logf("%d messages, %d outcomes (%d dead), %d target calls (at-least-once)", total, len(seen), dead, up.Calls())
 }
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testkit.FreePort(t)
 }
 
 var childMu sync.Mutex
@@ -247,13 +232,8 @@ func waitForRuntime(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) 
 	return nc, js
 }
 
-// waitFor polls cond every 50ms until it holds or limit passes.
+// waitFor polls cond (bounded by limit) until it holds.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out after %v waiting for %s", limit, what)
+	testkit.Eventually(t, limit, what, cond)
 }

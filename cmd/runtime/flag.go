@@ -98,11 +98,9 @@ func warnUnknownFlagKey(w io.Writer, cfg *config.Config, key string) {
 	var routes, targets []string
 	for _, r := range cfg.Routes {
 		routes = append(routes, r.Name)
-		t := r.Target.Name
-		if t == "" {
-			t = r.Name
+		for _, t := range r.Targets {
+			targets = append(targets, t.Name)
 		}
-		targets = append(targets, t)
 	}
 	first, rest, _ := strings.Cut(key, ".")
 	switch first {

@@ -1,15 +1,13 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/breakwater-dev/breakwater/host/embedded"
 	"github.com/breakwater-dev/breakwater/host/modulestore"
+	"github.com/breakwater-dev/breakwater/host/testkit"
 )
 
 // TestKeygenRefusesToOverwrite: keygen never replaces an existing seed
@@ -63,13 +61,9 @@ func TestKeygenRefusesToOverwrite(t *testing.T) {
 // the last key goes only with --force.
 func TestModuleTrustCommands(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := embedded.Start(context.Background(), embedded.Options{Port: -1, StoreDir: filepath.Join(dir, "js"), ReadyTimeout: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	srv := testkit.JetStream(t)
 	cli := filepath.Join(dir, "cli.yaml")
-	writeFile(t, cli, "nats:\n  url: "+srv.ClientURL()+"\nmodules:\n  cache_dir: none\n")
+	writeFile(t, cli, "nats:\n  url: "+srv.URL+"\nmodules:\n  cache_dir: none\n")
 	seed := filepath.Join(dir, "ops.seed")
 	pub, err := runCLI(t, "module", "keygen", "--out", seed)
 	if err != nil {

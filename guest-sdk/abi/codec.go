@@ -17,7 +17,7 @@ import (
 //   - fields are written in field-number order;
 //   - zero values are omitted (proto3 style), except the required fields,
 //     which are always written: Input.route, RetryDecision.retry,
-//     FallbackDecision.action and Stub.payload;
+//     FallbackDecision.action, Stub.payload and ClassifyDecision.verdict;
 //   - maps are written as repeated embedded entries {1 key, 2 value} in
 //     ascending key order, so equal records always encode to equal bytes;
 //   - signed integers use plain (not zigzag) varints, like protobuf int32 and
@@ -37,16 +37,16 @@ import (
 var ErrMissingField = errors.New("required field missing")
 
 // ErrInvalidValue is the error wrapped by a DecodeError reporting a field
-// whose value is out of its allowed set (an unknown fallback action, an empty
-// route). Test for it with errors.Is.
+// whose value is out of its allowed set (an unknown fallback action or
+// verdict, an empty route). Test for it with errors.Is.
 var ErrInvalidValue = errors.New("invalid value")
 
 // DecodeError is the error returned by the UnmarshalABI methods. It says
 // which record and field could not be decoded, and where.
 type DecodeError struct {
 	// Record is the record being decoded: "Input", "RetryDecision",
-	// "FallbackDecision", "Stub", or a nested one such as "Input.error" or
-	// "Input.headers entry".
+	// "FallbackDecision", "Stub", "ClassifyDecision", or a nested one such
+	// as "Input.error" or "Input.headers entry".
 	Record string
 	// Field is the field at fault, by name ("route") or, for an unknown or
 	// unreadable field, by number ("field 17"). It is empty when the tag
@@ -109,6 +109,9 @@ var (
 		15: {"deadline_ms", protowire.VarintType},
 		16: {"response_headers", protowire.BytesType},
 		17: {"retry_after_ms", protowire.VarintType},
+		18: {"target", protowire.BytesType},
+		19: {"response_status", protowire.VarintType},
+		20: {"response_body", protowire.BytesType},
 	}}
 	attemptErrorSchema = schema{"Input.error", []fieldSpec{
 		1: {"attempt", protowire.VarintType},
@@ -124,6 +127,10 @@ var (
 	}}
 	fallbackSchema = schema{"FallbackDecision", []fieldSpec{
 		1: {"action", protowire.BytesType},
+		2: {"reason", protowire.BytesType},
+	}}
+	classifySchema = schema{"ClassifyDecision", []fieldSpec{
+		1: {"verdict", protowire.BytesType},
 		2: {"reason", protowire.BytesType},
 	}}
 	stubSchema = schema{"Stub", []fieldSpec{
@@ -322,6 +329,9 @@ func (x *Input) SizeABI() int {
 	n += sizeVarintNZ(15, uint64(x.DeadlineMs))
 	n += sizeMap(16, x.ResponseHeaders)
 	n += sizeVarintNZ(17, uint64(x.RetryAfterMs))
+	n += sizeStringNZ(18, x.Target)
+	n += sizeVarintNZ(19, uint64(int64(x.ResponseStatus)))
+	n += sizeBytesNZ(20, x.ResponseBody)
 	return n
 }
 
@@ -358,6 +368,9 @@ func (x *Input) MarshalABI(dst []byte) []byte {
 	dst = appendVarintNZ(dst, 15, uint64(x.DeadlineMs))
 	dst = appendMap(dst, 16, x.ResponseHeaders)
 	dst = appendVarintNZ(dst, 17, uint64(x.RetryAfterMs))
+	dst = appendStringNZ(dst, 18, x.Target)
+	dst = appendVarintNZ(dst, 19, uint64(int64(x.ResponseStatus)))
+	dst = appendBytesNZ(dst, 20, x.ResponseBody)
 	return dst
 }
 
@@ -376,7 +389,7 @@ func (x *Input) UnmarshalABI(b []byte) error {
 }
 
 // UnmarshalABINoCopy is UnmarshalABI without the copy: the decoded strings
-// and byte slices (Payload, Config) point into b itself. The caller must
+// and byte slices (Payload, Config, ResponseBody) point into b itself. The caller must
 // never modify b afterwards, or the decoded strings would change, which Go
 // assumes never happens. It saves one allocation and one copy per record,
 // which matters inside a Go guest, whose allocator is slow; the guest SDK
@@ -442,6 +455,12 @@ func (x *Input) UnmarshalABINoCopy(b []byte) error {
 			}
 		case 17:
 			x.RetryAfterMs = int64(r.u)
+		case 18:
+			x.Target = str(r.v)
+		case 19:
+			x.ResponseStatus = int32(int64(r.u))
+		case 20:
+			x.ResponseBody = r.v
 		}
 	}
 	if r.err != nil {
@@ -591,6 +610,60 @@ func (x *FallbackDecision) UnmarshalABI(b []byte) error {
 	if !x.Action.Valid() {
 		return &DecodeError{Record: "FallbackDecision", Field: "action", Offset: actionOff,
 			Reason: fmt.Sprintf("unknown action %q (want cache, stub, dead_letter or fail)", x.Action), Err: ErrInvalidValue}
+	}
+	return nil
+}
+
+// ---- ClassifyDecision ----
+
+// Valid reports whether v is one of the verdicts of ABI v1.
+func (v Verdict) Valid() bool {
+	switch v {
+	case VerdictSuccess, VerdictRetryable, VerdictPermanent:
+		return true
+	}
+	return false
+}
+
+// SizeABI returns the number of bytes MarshalABI appends for x.
+func (x *ClassifyDecision) SizeABI() int {
+	return sizeString(1, string(x.Verdict)) + sizeStringNZ(2, x.Reason)
+}
+
+// MarshalABI appends the ABI v1 encoding of x to dst and returns the extended
+// buffer. The verdict field is always written. MarshalABI does not validate
+// the verdict: an unknown one encodes, but fails to decode.
+func (x *ClassifyDecision) MarshalABI(dst []byte) []byte {
+	dst = appendString(dst, 1, string(x.Verdict))
+	dst = appendStringNZ(dst, 2, x.Reason)
+	return dst
+}
+
+// UnmarshalABI decodes the ABI v1 encoding of a ClassifyDecision from b into
+// x, replacing its contents. The verdict field is required and must be one
+// of the verdicts of ABI v1 (see Verdict.Valid). Errors are *DecodeError.
+func (x *ClassifyDecision) UnmarshalABI(b []byte) error {
+	*x = ClassifyDecision{}
+	r := reader{s: &classifySchema, b: b}
+	var haveVerdict bool
+	verdictOff := -1
+	for r.next() {
+		switch r.num {
+		case 1:
+			x.Verdict, haveVerdict, verdictOff = Verdict(r.v), true, r.off
+		case 2:
+			x.Reason = string(r.v)
+		}
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if !haveVerdict {
+		return missing("ClassifyDecision", "verdict")
+	}
+	if !x.Verdict.Valid() {
+		return &DecodeError{Record: "ClassifyDecision", Field: "verdict", Offset: verdictOff,
+			Reason: fmt.Sprintf("unknown verdict %q (want success, retryable or permanent)", x.Verdict), Err: ErrInvalidValue}
 	}
 	return nil
 }

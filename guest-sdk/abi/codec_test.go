@@ -36,6 +36,9 @@ func fullInput() Input {
 		DeadlineMs:      250,
 		ResponseHeaders: map[string]string{"Content-Type": "text/plain", "Retry-After": "2"},
 		RetryAfterMs:    2000,
+		Target:          "orders-api",
+		ResponseStatus:  200,
+		ResponseBody:    []byte(`{"error":"quota exceeded"}`),
 	}
 }
 
@@ -57,6 +60,9 @@ func normalize(in Input) Input {
 	if len(in.ResponseHeaders) == 0 {
 		in.ResponseHeaders = nil
 	}
+	if len(in.ResponseBody) == 0 {
+		in.ResponseBody = nil
+	}
 	return in
 }
 
@@ -72,6 +78,10 @@ func TestInputRoundTrip(t *testing.T) {
 		{"empty map values and keys", Input{Route: "r", Headers: map[string]string{"": "v", "k": ""}}},
 		{"many headers", Input{Route: "r", Headers: manyHeaders(40)}},
 		{"binary payload", Input{Route: "r", Payload: []byte{0, 0xff, 0x80, 10}}},
+		{"answer only", Input{Route: "r", Target: "t", ResponseStatus: 409, ResponseBody: []byte{0, 0xff, '{'},
+			ResponseHeaders: map[string]string{"Content-Type": "application/json"}}},
+		{"negative response status", Input{Route: "r", ResponseStatus: -1}},
+		{"max response status", Input{Route: "r", ResponseStatus: 1<<31 - 1}},
 		{"max values", Input{Route: "r", Attempt: ^uint32(0), MaxAttempts: ^uint32(0),
 			Error: AttemptError{Attempt: ^uint32(0), Status: 1<<31 - 1}, CacheAgeMs: 1<<63 - 1}},
 	}
@@ -146,11 +156,17 @@ func TestGoldenBytes(t *testing.T) {
 			[]byte{0x0a, 1, 'r', 0x3a, 11, 0x1a, 7, 't', 'i', 'm', 'e', 'o', 'u', 't', 0x20, 1}},
 		{"input cache", (&Input{Route: "r", CacheAvailable: true, DeadlineMs: 300}).MarshalABI(nil),
 			[]byte{0x0a, 1, 'r', 0x68, 1, 0x78, 0xac, 0x02}},
+		// Fields 16 and up take a two-byte tag: 18<<3|2 = 0x92 0x01.
+		{"input answer", (&Input{Route: "r", Target: "t", ResponseStatus: 200, ResponseBody: []byte("{}")}).MarshalABI(nil),
+			[]byte{0x0a, 1, 'r', 0x92, 0x01, 1, 't', 0x98, 0x01, 0xc8, 0x01, 0xa2, 0x01, 2, '{', '}'}},
 		{"retry false", (&RetryDecision{}).MarshalABI(nil), []byte{0x08, 0}},
 		{"retry true", (&RetryDecision{Retry: true, DelayMs: 150, Reason: "x"}).MarshalABI(nil),
 			[]byte{0x08, 1, 0x10, 0x96, 0x01, 0x1a, 1, 'x'}},
 		{"fallback", (&FallbackDecision{Action: FallbackStub}).MarshalABI(nil), []byte{0x0a, 4, 's', 't', 'u', 'b'}},
 		{"stub empty", (&Stub{}).MarshalABI(nil), []byte{0x0a, 0}},
+		{"classify", (&ClassifyDecision{Verdict: VerdictPermanent, Reason: "x"}).MarshalABI(nil),
+			[]byte{0x0a, 9, 'p', 'e', 'r', 'm', 'a', 'n', 'e', 'n', 't', 0x12, 1, 'x'}},
+		{"classify empty verdict", (&ClassifyDecision{}).MarshalABI(nil), []byte{0x0a, 0}},
 		{"stub", (&Stub{Payload: []byte("p"), Headers: map[string]string{"k": "v"}}).MarshalABI(nil),
 			[]byte{0x0a, 1, 'p', 0x12, 6, 0x0a, 1, 'k', 0x12, 1, 'v'}},
 	}
@@ -184,6 +200,19 @@ func TestOutputRoundTrip(t *testing.T) {
 		var got FallbackDecision
 		if err := got.UnmarshalABI(b); err != nil || got != d {
 			t.Errorf("FallbackDecision round trip: got %+v, %v; want %+v", got, err, d)
+		}
+	}
+	for _, v := range []Verdict{VerdictSuccess, VerdictRetryable, VerdictPermanent} {
+		for _, reason := range []string{"", `body field "error": "quota"`} {
+			d := ClassifyDecision{Verdict: v, Reason: reason}
+			b := d.MarshalABI(nil)
+			if len(b) != d.SizeABI() {
+				t.Errorf("%+v: len %d, SizeABI %d", d, len(b), d.SizeABI())
+			}
+			got := ClassifyDecision{Verdict: VerdictSuccess, Reason: "stale"} // must be replaced
+			if err := got.UnmarshalABI(b); err != nil || got != d {
+				t.Errorf("ClassifyDecision round trip: got %+v, %v; want %+v", got, err, d)
+			}
 		}
 	}
 	stubs := []Stub{
@@ -258,6 +287,38 @@ func TestUnknownFieldsSkipped(t *testing.T) {
 	if err := st.UnmarshalABI(append(extra, (&Stub{Payload: []byte("p")}).MarshalABI(nil)...)); err != nil || string(st.Payload) != "p" {
 		t.Errorf("Stub with unknown fields: %+v, %v", st, err)
 	}
+	var cd ClassifyDecision
+	if err := cd.UnmarshalABI(append(append(extra, (&ClassifyDecision{Verdict: VerdictRetryable, Reason: "r"}).MarshalABI(nil)...), extra...)); err != nil ||
+		cd != (ClassifyDecision{Verdict: VerdictRetryable, Reason: "r"}) {
+		t.Errorf("ClassifyDecision with unknown fields: %+v, %v", cd, err)
+	}
+}
+
+// TestOldDecoderSkipsAnswerFields decodes an Input carrying the fields added
+// for classify (18 target, 19 response_status, 20 response_body) with the
+// schema of a decoder that predates them, as a module built with an older
+// SDK does: they are skipped, and every other field decodes as before.
+func TestOldDecoderSkipsAnswerFields(t *testing.T) {
+	saved := inputSchema
+	t.Cleanup(func() { inputSchema = saved })
+	inputSchema = schema{saved.record, saved.fields[:18]} // fields 1-17 only
+
+	full := fullInput()
+	b := full.MarshalABI(nil)
+	var got Input
+	if err := got.UnmarshalABI(b); err != nil {
+		t.Fatalf("old decoder on a new Input: %v", err)
+	}
+	want := full
+	want.Target, want.ResponseStatus, want.ResponseBody = "", 0, nil
+	if !reflect.DeepEqual(normalize(got), normalize(want)) {
+		t.Errorf("old decoder:\n got %+v\nwant %+v", got, want)
+	}
+	// A negative status (ten-byte varint) and a large body are skipped too.
+	odd := Input{Route: "r", ResponseStatus: -1, ResponseBody: bytes.Repeat([]byte("b"), 300), Attempt: 2}
+	if err := got.UnmarshalABI(odd.MarshalABI(nil)); err != nil || got.Route != "r" || got.Attempt != 2 {
+		t.Errorf("old decoder: %+v, %v", got, err)
+	}
 }
 
 func TestDecodeErrors(t *testing.T) {
@@ -292,6 +353,12 @@ func TestDecodeErrors(t *testing.T) {
 		{"fallback missing", decodeFallback, appendString(nil, 2, "why"), "FallbackDecision", "action", -1, ErrMissingField, "FallbackDecision.action"},
 		{"fallback unknown action", decodeFallback, appendString(nil, 1, "explode"), "FallbackDecision", "action", 0, ErrInvalidValue, `unknown action "explode"`},
 		{"fallback empty action", decodeFallback, appendString(nil, 1, ""), "FallbackDecision", "action", 0, ErrInvalidValue, "unknown action"},
+		{"input bad response status type", decodeInput, cat(route, []byte{0x9a, 0x01, 1, 'x'}), "Input", "response_status", 3, nil, "wire type bytes, want varint"},
+		{"input truncated response body", decodeInput, cat(route, []byte{0xa2, 0x01, 9, 'x'}), "Input", "response_body", 3, io.ErrUnexpectedEOF, "malformed value"},
+		{"classify missing", decodeClassify, appendString(nil, 2, "why"), "ClassifyDecision", "verdict", -1, ErrMissingField, "ClassifyDecision.verdict"},
+		{"classify unknown verdict", decodeClassify, appendString(nil, 1, "maybe"), "ClassifyDecision", "verdict", 0, ErrInvalidValue, `unknown verdict "maybe"`},
+		{"classify empty verdict", decodeClassify, appendString(nil, 1, ""), "ClassifyDecision", "verdict", 0, ErrInvalidValue, "unknown verdict"},
+		{"classify wrong type", decodeClassify, []byte{0x08, 1}, "ClassifyDecision", "verdict", 0, nil, "want bytes"},
 		{"stub missing payload", decodeStub, nil, "Stub", "payload", -1, ErrMissingField, "Stub.payload"},
 		{"stub only headers", decodeStub, []byte{0x12, 0}, "Stub", "payload", -1, ErrMissingField, "required"},
 		{"stub bad header", decodeStub, []byte{0x0a, 0, 0x12, 1, 0x0a}, "Stub.headers entry", "key", 4, nil, "malformed"},
@@ -320,6 +387,7 @@ func decodeInput(b []byte) error    { var x Input; return x.UnmarshalABI(b) }
 func decodeRetry(b []byte) error    { var x RetryDecision; return x.UnmarshalABI(b) }
 func decodeFallback(b []byte) error { var x FallbackDecision; return x.UnmarshalABI(b) }
 func decodeStub(b []byte) error     { var x Stub; return x.UnmarshalABI(b) }
+func decodeClassify(b []byte) error { var x ClassifyDecision; return x.UnmarshalABI(b) }
 
 // TestDecodedDoesNotAliasInput checks that the caller may reuse its buffer
 // after UnmarshalABI, and that appending to a decoded slice does not corrupt
@@ -361,6 +429,17 @@ func TestFallbackActionValid(t *testing.T) {
 	}
 }
 
+func TestVerdictValid(t *testing.T) {
+	for _, tt := range []struct {
+		v    Verdict
+		want bool
+	}{{VerdictSuccess, true}, {VerdictRetryable, true}, {VerdictPermanent, true}, {"", false}, {"Success", false}, {"ok", false}} {
+		if got := tt.v.Valid(); got != tt.want {
+			t.Errorf("Verdict(%q).Valid() = %v, want %v", tt.v, got, tt.want)
+		}
+	}
+}
+
 func FuzzUnmarshalABI(f *testing.F) {
 	in := fullInput()
 	f.Add(in.MarshalABI(nil))
@@ -368,6 +447,8 @@ func FuzzUnmarshalABI(f *testing.F) {
 	f.Add((&RetryDecision{Retry: true, DelayMs: 100, Reason: "x"}).MarshalABI(nil))
 	f.Add((&FallbackDecision{Action: FallbackCache}).MarshalABI(nil))
 	f.Add((&Stub{Payload: []byte("p"), Headers: map[string]string{"a": "b"}}).MarshalABI(nil))
+	f.Add((&ClassifyDecision{Verdict: VerdictRetryable, Reason: "x"}).MarshalABI(nil))
+	f.Add((&Input{Route: "r", Target: "t", ResponseStatus: -1, ResponseBody: []byte(`{"error":1}`)}).MarshalABI(nil))
 	f.Add([]byte{0x0a, 0x80})
 	f.Add([]byte{0x1b, 0x0c})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -398,6 +479,18 @@ func FuzzUnmarshalABI(f *testing.F) {
 		var st Stub
 		if err := st.UnmarshalABI(b); err == nil && st.Payload == nil {
 			t.Fatalf("decoded a Stub with a nil payload")
+		}
+		var cd ClassifyDecision
+		if err := cd.UnmarshalABI(b); err == nil {
+			if !cd.Verdict.Valid() {
+				t.Fatalf("decoded an invalid verdict %q without error", cd.Verdict)
+			}
+			var again ClassifyDecision
+			if err := again.UnmarshalABI(cd.MarshalABI(nil)); err != nil || again != cd {
+				t.Fatalf("ClassifyDecision not stable: %+v vs %+v (%v)", cd, again, err)
+			}
+		} else if _, ok := err.(*DecodeError); !ok {
+			t.Fatalf("ClassifyDecision error %T is not *DecodeError", err)
 		}
 	})
 }
@@ -439,7 +532,7 @@ func BenchmarkInputUnmarshalReuse(b *testing.B) {
 }
 
 func TestUnmarshalABINoCopyAliases(t *testing.T) {
-	b := (&Input{Route: "orders", Payload: []byte("body")}).MarshalABI(nil)
+	b := (&Input{Route: "orders", Payload: []byte("body"), ResponseBody: []byte("answer")}).MarshalABI(nil)
 	var in Input
 	if err := in.UnmarshalABINoCopy(b); err != nil {
 		t.Fatal(err)
@@ -450,6 +543,9 @@ func TestUnmarshalABINoCopyAliases(t *testing.T) {
 	}
 	if cap(in.Payload) != len(in.Payload) {
 		t.Errorf("Payload capacity %d > length %d: appending would overwrite the input", cap(in.Payload), len(in.Payload))
+	}
+	if j := bytes.Index(b, []byte("answer")); j < 0 || &in.ResponseBody[0] != &b[j] || cap(in.ResponseBody) != len(in.ResponseBody) {
+		t.Errorf("ResponseBody does not point into the input buffer, or has spare capacity")
 	}
 	// UnmarshalABI, by contrast, does not alias.
 	if err := in.UnmarshalABI(b); err != nil {

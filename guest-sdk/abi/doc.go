@@ -13,7 +13,8 @@
 //
 // # Codec
 //
-// Each record of the ABI (Input, RetryDecision, FallbackDecision, Stub) has:
+// Each record of the ABI (Input, RetryDecision, FallbackDecision, Stub,
+// ClassifyDecision) has:
 //
 //   - MarshalABI(dst) []byte: appends the encoding to dst. Deterministic
 //     (map entries in key order) and allocation-free when dst has room.
@@ -27,7 +28,8 @@
 //
 // Decoding errors are *DecodeError values naming the record, the field and
 // the byte offset at fault; a missing required field (Input.route,
-// RetryDecision.retry, FallbackDecision.action, Stub.payload) wraps
-// ErrMissingField, a value outside its allowed set (an empty route, an
-// unknown fallback action) wraps ErrInvalidValue.
+// RetryDecision.retry, FallbackDecision.action, Stub.payload,
+// ClassifyDecision.verdict) wraps ErrMissingField, a value outside its
+// allowed set (an empty route, an unknown fallback action or verdict) wraps
+// ErrInvalidValue.
 package abi

@@ -51,3 +51,21 @@ func ExampleDecodeError() {
 	// FallbackDecision action 0 true
 	// abi: decoding FallbackDecision.action: required field is missing true
 }
+
+// A classify module judges the target's answer, which the host hands it in
+// the Input's response fields.
+func ExampleClassifyDecision() {
+	in := abi.Input{Route: "orders", Target: "orders-api", ResponseStatus: 200, ResponseBody: []byte(`{"error":"busy"}`)}
+	fmt.Printf("input: % x\n", in.MarshalABI(nil))
+
+	out := (&abi.ClassifyDecision{Verdict: abi.VerdictRetryable, Reason: "busy"}).MarshalABI(nil)
+	fmt.Printf("output: % x\n", out)
+
+	var d abi.ClassifyDecision
+	err := d.UnmarshalABI([]byte{0x0a, 0x02, 'o', 'k'})
+	fmt.Println(err, errors.Is(err, abi.ErrInvalidValue))
+	// Output:
+	// input: 0a 06 6f 72 64 65 72 73 92 01 0a 6f 72 64 65 72 73 2d 61 70 69 98 01 c8 01 a2 01 10 7b 22 65 72 72 6f 72 22 3a 22 62 75 73 79 22 7d
+	// output: 0a 09 72 65 74 72 79 61 62 6c 65 12 04 62 75 73 79
+	// abi: decoding ClassifyDecision.verdict at offset 0: unknown verdict "ok" (want success, retryable or permanent) true
+}

@@ -25,6 +25,16 @@ const (
 	// ErrorResultTooLarge: the target's answer would not fit in an outcome
 	// (the server's max_payload); it is not retried.
 	ErrorResultTooLarge ErrorKind = "result_too_large"
+	// ErrorClassifiedRetryable: the target answered, and the route's
+	// classify module judged the answer a failure that another attempt may
+	// cure (a 200 whose body reports a transient error, say). Status, when
+	// the answer had one, is in AttemptError.Status; the module's reason in
+	// AttemptError.Message.
+	ErrorClassifiedRetryable ErrorKind = "classified_retryable"
+	// ErrorClassifiedPermanent: the target answered, and the route's
+	// classify module judged the answer a failure that another attempt
+	// cannot cure: it is not retried.
+	ErrorClassifiedPermanent ErrorKind = "classified_permanent"
 )
 
 // AttemptError describes one failed attempt.
@@ -47,7 +57,9 @@ type AttemptError struct {
 // (repeated entries, each an embedded message {1 key, 2 value}); 11 payload
 // (bytes); 12 config (bytes, the route's JSON config for this module);
 // 13 cache_available (varint bool); 14 cache_age_ms (varint);
-// 15 deadline_ms (varint, remaining time on the sync path, 0 on the async path).
+// 15 deadline_ms (varint, remaining time on the sync path, 0 on the async path);
+// 16 response_headers (repeated entries); 17 retry_after_ms (varint);
+// 18 target (string); 19 response_status (varint); 20 response_body (bytes).
 type Input struct {
 	Route       string `json:"route"`
 	Subject     string `json:"subject"`
@@ -71,6 +83,15 @@ type Input struct {
 	// RetryAfterMs is the target's Retry-After (seconds or an HTTP date)
 	// in milliseconds from now; 0 when it sent none.
 	RetryAfterMs int64 `json:"retry_after_ms,omitempty"`
+	// Target is the name of the target that answered (or failed to).
+	Target string `json:"target,omitempty"`
+	// ResponseStatus is the status of the target's answer (an HTTP status);
+	// 0 for NATS targets, or when there was no answer.
+	ResponseStatus int32 `json:"response_status,omitempty"`
+	// ResponseBody is the body of the target's answer, for a classify
+	// module (the host may leave it out for the other kinds). With
+	// ResponseHeaders and ResponseStatus it is the answer to classify.
+	ResponseBody []byte `json:"response_body,omitempty"`
 }
 
 // RetryDecision is the output of a retry policy.
@@ -99,6 +120,26 @@ const (
 type FallbackDecision struct {
 	Action FallbackAction `json:"action"`
 	Reason string         `json:"reason,omitempty"`
+}
+
+// Verdict is what a classify module makes of the target's answer.
+type Verdict string
+
+// The verdicts of ABI v1.
+const (
+	VerdictSuccess   Verdict = "success"   // the call succeeded: the answer is delivered
+	VerdictRetryable Verdict = "retryable" // a failure another attempt may cure (ErrorClassifiedRetryable)
+	VerdictPermanent Verdict = "permanent" // a failure no attempt will cure (ErrorClassifiedPermanent)
+)
+
+// ClassifyDecision is the output of a classify module: whether the target's
+// answer (Input.ResponseStatus, ResponseHeaders, ResponseBody) is a
+// success, a retryable failure or a permanent one.
+//
+// Wire fields: 1 verdict (string, required), 2 reason (string).
+type ClassifyDecision struct {
+	Verdict Verdict `json:"verdict"`
+	Reason  string  `json:"reason,omitempty"`
 }
 
 // Stub is the output of a stub generator.

@@ -25,11 +25,13 @@ const (
 	ExportRetry      = "bw_retry"
 	ExportFallback   = "bw_fallback"
 	ExportStub       = "bw_stub"
+	ExportClassify   = "bw_classify"
 	ExportInitialize = "_initialize"
 )
 
 // kindExports maps the kind names Kinds reports to their exports.
 var kindExports = []struct{ kind, export string }{
+	{"classify", ExportClassify},
 	{"fallback", ExportFallback},
 	{"retry", ExportRetry},
 	{"stub", ExportStub},
@@ -222,7 +224,7 @@ func (m *Module) ABIVersion(ctx context.Context) (uint32, error) {
 }
 
 // Kinds returns the policy kinds the module exports, sorted: any of
-// "fallback", "retry", "stub".
+// "classify", "fallback", "retry", "stub".
 func (m *Module) Kinds() []string {
 	var kinds []string
 	for _, k := range kindExports {
@@ -287,6 +289,19 @@ func (m *Module) Stub(ctx context.Context, in *abi.Input) (abi.Stub, error) {
 		return s, fmt.Errorf("sdktest: %s: %w", ExportStub, err)
 	}
 	return s, nil
+}
+
+// Classify calls bw_classify with in and decodes the ClassifyDecision.
+func (m *Module) Classify(ctx context.Context, in *abi.Input) (abi.ClassifyDecision, error) {
+	var d abi.ClassifyDecision
+	out, err := m.call(ctx, ExportClassify, in)
+	if err == nil {
+		err = d.UnmarshalABI(out)
+	}
+	if err != nil {
+		return d, fmt.Errorf("sdktest: %s: %w", ExportClassify, err)
+	}
+	return d, nil
 }
 
 func (m *Module) call(ctx context.Context, export string, in *abi.Input) ([]byte, error) {

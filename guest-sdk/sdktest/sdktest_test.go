@@ -72,6 +72,9 @@ func TestCallErrors(t *testing.T) {
 	if _, err := m.Fallback(ctx, &abi.Input{Route: "r"}); err == nil || !strings.Contains(err.Error(), "does not export bw_fallback") {
 		t.Errorf("Fallback on a retry-only module: err = %v", err)
 	}
+	if _, err := m.Classify(ctx, &abi.Input{Route: "r", ResponseStatus: 200}); err == nil || !strings.Contains(err.Error(), "does not export bw_classify") {
+		t.Errorf("Classify on a retry-only module: err = %v", err)
+	}
 	// CallRaw hands the module any bytes; this one ignores its input.
 	if out, err := m.CallRaw(ctx, "bw_retry", nil); err != nil || len(out) != 14 {
 		t.Errorf("CallRaw with an empty input: %d bytes, %v", len(out), err)

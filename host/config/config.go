@@ -170,8 +170,23 @@ type Limits struct {
 // bw.call.<Name> (sync) are sent to Target under the route's guards.
 type Route struct {
 	// Name is a single NATS subject token: letters, digits, '-' and '_'.
-	Name   string `mapstructure:"name"`
-	Target Target `mapstructure:"target"`
+	Name string `mapstructure:"name"`
+	// Target is the route's one target; Targets, several (exactly one of
+	// the two is set). After loading, Targets holds the route's targets
+	// either way: read Targets.
+	Target  Target   `mapstructure:"target"`
+	Targets []Target `mapstructure:"targets"`
+	// Strategy picks the target of an attempt among several: failover
+	// (the default: in order, the next one within the same attempt when
+	// one fails retryably or refuses), round_robin or least_pending (one
+	// target per attempt; a retry goes to the next pick).
+	Strategy string `mapstructure:"strategy"`
+	// Outlier ejects failing targets from balancing for a while; nil: off.
+	Outlier *Outlier `mapstructure:"outlier"`
+	// singleTarget: Target was given (field names in errors say "target").
+	singleTarget bool
+	// bothTargets: target and targets were both given (a config error).
+	bothTargets bool
 	// Timeout bounds one call to the target.
 	Timeout time.Duration `mapstructure:"timeout"`
 	// MaxAttempts bounds calls per message (first call included).
@@ -274,13 +289,55 @@ type Backoff struct {
 	Jitter float64 `mapstructure:"jitter"`
 }
 
-// Cache configures last-known-good values in KV bw_cache.
+// The target strategies of Route.Strategy.
+const (
+	StrategyFailover     = "failover"
+	StrategyRoundRobin   = "round_robin"
+	StrategyLeastPending = "least_pending"
+)
+
+// Outlier configures outlier ejection, as Envoy does it: a target with
+// ConsecutiveFailures failures in a row, or a failure rate of at least
+// FailureRate over MinRequests calls within Window, is left out of
+// balancing for BaseEjectionTime × the times it was ejected (at most
+// MaxEjectionTime). At most MaxEjectedPercent of the route's targets are
+// ejected at once, and never the last one. Failures are connection
+// errors, timeouts, 5xx and classified retryable answers.
+type Outlier struct {
+	ConsecutiveFailures int           `mapstructure:"consecutive_failures"`
+	FailureRate         float64       `mapstructure:"failure_rate"` // 0..1, 0 off
+	MinRequests         int           `mapstructure:"min_requests"`
+	Window              time.Duration `mapstructure:"window"`
+	BaseEjectionTime    time.Duration `mapstructure:"base_ejection_time"`
+	MaxEjectionTime     time.Duration `mapstructure:"max_ejection_time"`
+	MaxEjectedPercent   int           `mapstructure:"max_ejected_percent"`
+}
+
+// The cache modes of Cache.Mode.
+const (
+	CacheFallback    = "fallback"
+	CacheReadThrough = "read_through"
+)
+
+// Cache configures cached answers in KV bw_cache.
 type Cache struct {
 	// Key is a template over the message ({{.payload.x}}, {{.headers.X}},
 	// {{.route}}, {{.subject}}); "" disables caching for the route.
 	Key string `mapstructure:"key"`
-	// TTL is how long a stored value counts as fresh.
+	// Mode is fallback (the default: a last-known-good value serves only
+	// when the target fails) or read_through (a fresh value serves without
+	// calling the target; a stale one only when the target fails, within
+	// StaleIfError), after RFC 5861.
+	Mode string `mapstructure:"mode"`
+	// TTL (fallback mode) is how long a stored value may serve as the
+	// last-known-good answer.
 	TTL time.Duration `mapstructure:"ttl"`
+	// Fresh (read_through) is how long a stored value serves without a
+	// call to the target.
+	Fresh time.Duration `mapstructure:"fresh"`
+	// StaleIfError (read_through) is how old a stored value may be and
+	// still serve when the target fails (default: TTL).
+	StaleIfError time.Duration `mapstructure:"stale_if_error"`
 }
 
 // StaticStub is a fixed stand-in answer.
@@ -294,6 +351,20 @@ type RouteModules struct {
 	Retry    *ModuleRef `mapstructure:"retry"`
 	Fallback *ModuleRef `mapstructure:"fallback"`
 	Stub     *ModuleRef `mapstructure:"stub"`
+	// Classify judges every answer of the target: success, retryable or
+	// permanent failure (native: 2xx is success, other statuses fail).
+	Classify *ModuleRef `mapstructure:"classify"`
+}
+
+// Kinds lists the kinds the route names a module for, with the refs.
+func (m RouteModules) Kinds() map[string]*ModuleRef {
+	out := map[string]*ModuleRef{}
+	for k, r := range map[string]*ModuleRef{"retry": m.Retry, "fallback": m.Fallback, "stub": m.Stub, "classify": m.Classify} {
+		if r != nil {
+			out[k] = r
+		}
+	}
+	return out
 }
 
 // ModuleRef names a module (and optionally pins a version) with its config.

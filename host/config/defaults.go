@@ -68,8 +68,41 @@ func defaultStoreDir() string {
 }
 
 func (r *Route) applyDefaults() {
-	if r.Target.Name == "" {
-		r.Target.Name = r.Name
+	if r.Target != (Target{}) {
+		r.bothTargets = len(r.Targets) > 0
+		if !r.bothTargets {
+			r.singleTarget = true
+			if r.Target.Name == "" {
+				r.Target.Name = r.Name
+			}
+			r.Targets = []Target{r.Target}
+		}
+	}
+	if r.Strategy == "" {
+		r.Strategy = StrategyFailover
+	}
+	if o := r.Outlier; o != nil {
+		if o.ConsecutiveFailures == 0 {
+			o.ConsecutiveFailures = 5
+		}
+		if o.MinRequests == 0 {
+			o.MinRequests = 10
+		}
+		if o.Window == 0 {
+			o.Window = 10 * time.Second
+		}
+		if o.BaseEjectionTime == 0 {
+			o.BaseEjectionTime = 30 * time.Second
+		}
+		if o.MaxEjectionTime == 0 {
+			o.MaxEjectionTime = max(300*time.Second, o.BaseEjectionTime)
+		}
+		if o.MaxEjectedPercent == 0 {
+			o.MaxEjectedPercent = 50
+		}
+	}
+	if r.Cache.Key != "" && r.Cache.Mode == "" {
+		r.Cache.Mode = CacheFallback
 	}
 	if r.ResponseHeaders == nil {
 		r.ResponseHeaders = []string{"Content-Type"}
@@ -98,35 +131,41 @@ func (r *Route) applyDefaults() {
 	if r.Cache.Key != "" && r.Cache.TTL == 0 {
 		r.Cache.TTL = DefaultCacheTTL
 	}
+	if r.Cache.Key != "" && r.Cache.StaleIfError == 0 {
+		r.Cache.StaleIfError = r.Cache.TTL
+	}
 	if r.Deadline == 0 {
 		r.Deadline = min(r.Timeout*time.Duration(max(r.MaxAttempts, 1)), 10*time.Second)
 	}
-	if b := r.Target.Breaker; b != nil {
-		if b.FailureThreshold == 0 {
-			b.FailureThreshold = 5
+	for i := range r.Targets {
+		t := &r.Targets[i]
+		if b := t.Breaker; b != nil {
+			if b.FailureThreshold == 0 {
+				b.FailureThreshold = 5
+			}
+			if b.ResetTimeout == 0 {
+				b.ResetTimeout = 30 * time.Second
+			}
+			if b.HalfOpenProbes == 0 {
+				b.HalfOpenProbes = 1
+			}
+			if b.Window == 0 {
+				b.Window = 10 * time.Second
+			}
+			if b.MinRequests == 0 {
+				b.MinRequests = 20
+			}
 		}
-		if b.ResetTimeout == 0 {
-			b.ResetTimeout = 30 * time.Second
+		for _, rl := range []*RateLimit{t.RateLimit, r.RateLimit} {
+			if rl != nil && rl.Burst == 0 {
+				rl.Burst = max(1, int(rl.PerSecond))
+			}
 		}
-		if b.HalfOpenProbes == 0 {
-			b.HalfOpenProbes = 1
-		}
-		if b.Window == 0 {
-			b.Window = 10 * time.Second
-		}
-		if b.MinRequests == 0 {
-			b.MinRequests = 20
-		}
-	}
-	for _, rl := range []*RateLimit{r.RateLimit, r.Target.RateLimit} {
-		if rl != nil && rl.Burst == 0 {
-			rl.Burst = max(1, int(rl.PerSecond))
+		if h := t.HTTP; h != nil && h.Method == "" {
+			h.Method = "POST"
 		}
 	}
 	if r.Hedge != nil && r.Hedge.MaxAttempts == 0 {
 		r.Hedge.MaxAttempts = 2
-	}
-	if h := r.Target.HTTP; h != nil && h.Method == "" {
-		h.Method = "POST"
 	}
 }

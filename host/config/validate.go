@@ -186,31 +186,47 @@ func (c *Config) Validate() error {
 			seen[r.Name] = i
 		}
 		switch {
-		case r.Target.HTTP == nil && r.Target.NATS == nil:
-			bad(f+".target", "missing: set target.http (method, url) or target.nats (subject)")
-		case r.Target.HTTP != nil && r.Target.NATS != nil:
-			bad(f+".target", "set only one of target.http and target.nats")
-		case r.Target.HTTP != nil:
-			h := r.Target.HTTP
-			if h.URL == "" {
-				bad(f+".target.http.url", "missing")
-			} else if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-				bad(f+".target.http.url", "%q is not an http(s) URL", h.URL)
-			} else if _, err := template.New("url").Parse(h.URL); err != nil {
-				bad(f+".target.http.url", "template: %v", err)
+		case r.bothTargets:
+			bad(f+".targets", "the route sets both target and targets: keep target for one target, or move it into targets")
+		case len(r.Targets) == 0 && r.Targets != nil:
+			bad(f+".targets", "empty: list at least one target (name, and http or nats)")
+		case len(r.Targets) == 0:
+			bad(f+".target", "missing: set target.http (method, url) or target.nats (subject), or a list of targets")
+		}
+		targetNames := map[string]int{}
+		for ti := range r.Targets {
+			t := &r.Targets[ti]
+			tf := fmt.Sprintf("%s.targets[%d]", f, ti)
+			if r.singleTarget {
+				tf = f + ".target"
 			}
-			switch h.Method {
-			case "GET", "POST", "PUT", "PATCH", "DELETE":
-			default:
-				bad(f+".target.http.method", "%q is not one of GET, POST, PUT, PATCH, DELETE", h.Method)
-			}
-		case r.Target.NATS != nil:
-			if r.Target.NATS.Subject == "" || strings.ContainsAny(r.Target.NATS.Subject, " *>") {
-				bad(f+".target.nats.subject", "%q is not a literal NATS subject", r.Target.NATS.Subject)
+			c.validateTarget(tf, t, bad)
+			if !r.singleTarget && t.Name == "" {
+				bad(tf+".name", "missing: every entry of targets needs a name (it names the target in outcomes, metrics and the flag target.<name>.enabled)")
+			} else if tj, dup := targetNames[t.Name]; dup && t.Name != "" {
+				bad(tf+".name", "%q is already the name of %s.targets[%d]: target names must be distinct within a route", t.Name, f, tj)
+			} else {
+				targetNames[t.Name] = ti
 			}
 		}
-		if r.Target.Name != "" && !subject.ValidToken(r.Target.Name) {
-			bad(f+".target.name", "%q may hold only letters, digits, '-' and '_' (at most %d)", r.Target.Name, subject.MaxToken)
+		switch r.Strategy {
+		case StrategyFailover, StrategyRoundRobin, StrategyLeastPending:
+		default:
+			bad(f+".strategy", "%q is not one of failover, round_robin, least_pending", r.Strategy)
+		}
+		if o := r.Outlier; o != nil {
+			if o.ConsecutiveFailures < 1 {
+				bad(f+".outlier.consecutive_failures", "must be at least 1")
+			}
+			if o.FailureRate < 0 || o.FailureRate > 1 {
+				bad(f+".outlier.failure_rate", "%v is out of range 0..1 (0: off)", o.FailureRate)
+			}
+			if o.MinRequests < 1 || o.Window <= 0 || o.BaseEjectionTime <= 0 || o.MaxEjectionTime < o.BaseEjectionTime {
+				bad(f+".outlier", "min_requests must be at least 1, window and base_ejection_time positive, and max_ejection_time at least base_ejection_time")
+			}
+			if o.MaxEjectedPercent < 1 || o.MaxEjectedPercent > 100 {
+				bad(f+".outlier.max_ejected_percent", "%d is out of range 1..100", o.MaxEjectedPercent)
+			}
 		}
 		if r.Stub != nil {
 			for k := range r.Stub.Headers {
@@ -271,36 +287,34 @@ func (c *Config) Validate() error {
 			if r.Cache.TTL < 0 {
 				bad(f+".cache.ttl", "must be positive")
 			}
+			switch r.Cache.Mode {
+			case CacheFallback:
+				if r.Cache.Fresh != 0 {
+					bad(f+".cache.fresh", "only for mode read_through (in mode fallback a cached value serves only when the target fails)")
+				}
+			case CacheReadThrough:
+				if r.Cache.Fresh <= 0 {
+					bad(f+".cache.fresh", "%v: must be positive in mode read_through (how long a cached value serves without calling the target)", r.Cache.Fresh)
+				}
+				if r.Cache.StaleIfError < r.Cache.Fresh {
+					bad(f+".cache.stale_if_error", "%v must be at least fresh (%v)", r.Cache.StaleIfError, r.Cache.Fresh)
+				}
+			default:
+				bad(f+".cache.mode", "%q is not fallback or read_through", r.Cache.Mode)
+			}
+		} else if r.Cache != (Cache{}) {
+			bad(f+".cache.key", "missing: cache settings need a key template (for example '{{.payload.sku}}')")
 		}
 		if r.Deadline < 0 {
 			bad(f+".deadline", "must be positive")
 		}
-		if b := r.Target.Breaker; b != nil {
-			if b.FailureThreshold < 1 {
-				bad(f+".target.breaker.failure_threshold", "must be at least 1")
-			}
-			if b.FailureRate < 0 || b.FailureRate > 1 {
-				bad(f+".target.breaker.failure_rate", "%v is out of range 0..1", b.FailureRate)
-			}
-			if b.ResetTimeout <= 0 || b.Window <= 0 || b.HalfOpenProbes < 1 || b.MinRequests < 1 {
-				bad(f+".target.breaker", "reset_timeout and window must be positive, half_open_probes and min_requests at least 1")
-			}
-		}
-		if b := r.Target.Bulkhead; b != nil && (b.MaxConcurrent < 1 || b.MaxWait < 0) {
-			bad(f+".target.bulkhead", "max_concurrent must be at least 1 and max_wait not negative")
-		}
-		for where, rl := range map[string]*RateLimit{".rate_limit": r.RateLimit, ".target.rate_limit": r.Target.RateLimit} {
-			if rl != nil && (rl.PerSecond <= 0 || rl.Burst < 1 || rl.MaxWait < 0) {
-				bad(f+where, "per_second must be positive, burst at least 1, max_wait not negative")
-			}
+		if rl := r.RateLimit; rl != nil && (rl.PerSecond <= 0 || rl.Burst < 1 || rl.MaxWait < 0) {
+			bad(f+".rate_limit", "per_second must be positive, burst at least 1, max_wait not negative")
 		}
 		if h := r.Hedge; h != nil && (h.Delay <= 0 || h.MaxAttempts < 2 || h.MaxAttempts > 5) {
 			bad(f+".hedge", "delay must be positive and max_attempts 2..5")
 		}
-		for kind, m := range map[string]*ModuleRef{"retry": r.Modules.Retry, "fallback": r.Modules.Fallback, "stub": r.Modules.Stub} {
-			if m == nil {
-				continue
-			}
+		for kind, m := range r.Modules.Kinds() {
 			if m.Name == "" {
 				bad(f+".modules."+kind+".name", "missing: name the module (see `runtime module list`)")
 			}
@@ -308,6 +322,54 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateTarget checks one target of a route; f is its field path.
+func (c *Config) validateTarget(f string, t *Target, bad func(field, format string, args ...any)) {
+	switch {
+	case t.HTTP == nil && t.NATS == nil:
+		bad(f, "missing http or nats: set http (method, url) or nats (subject)")
+	case t.HTTP != nil && t.NATS != nil:
+		bad(f, "set only one of http and nats")
+	case t.HTTP != nil:
+		h := t.HTTP
+		if h.URL == "" {
+			bad(f+".http.url", "missing")
+		} else if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			bad(f+".http.url", "%q is not an http(s) URL", h.URL)
+		} else if _, err := template.New("url").Parse(h.URL); err != nil {
+			bad(f+".http.url", "template: %v", err)
+		}
+		switch h.Method {
+		case "GET", "POST", "PUT", "PATCH", "DELETE":
+		default:
+			bad(f+".http.method", "%q is not one of GET, POST, PUT, PATCH, DELETE", h.Method)
+		}
+	case t.NATS != nil:
+		if t.NATS.Subject == "" || strings.ContainsAny(t.NATS.Subject, " *>") {
+			bad(f+".nats.subject", "%q is not a literal NATS subject", t.NATS.Subject)
+		}
+	}
+	if t.Name != "" && !subject.ValidToken(t.Name) {
+		bad(f+".name", "%q may hold only letters, digits, '-' and '_' (at most %d)", t.Name, subject.MaxToken)
+	}
+	if b := t.Breaker; b != nil {
+		if b.FailureThreshold < 1 {
+			bad(f+".breaker.failure_threshold", "must be at least 1")
+		}
+		if b.FailureRate < 0 || b.FailureRate > 1 {
+			bad(f+".breaker.failure_rate", "%v is out of range 0..1", b.FailureRate)
+		}
+		if b.ResetTimeout <= 0 || b.Window <= 0 || b.HalfOpenProbes < 1 || b.MinRequests < 1 {
+			bad(f+".breaker", "reset_timeout and window must be positive, half_open_probes and min_requests at least 1")
+		}
+	}
+	if b := t.Bulkhead; b != nil && (b.MaxConcurrent < 1 || b.MaxWait < 0) {
+		bad(f+".bulkhead", "max_concurrent must be at least 1 and max_wait not negative")
+	}
+	if rl := t.RateLimit; rl != nil && (rl.PerSecond <= 0 || rl.Burst < 1 || rl.MaxWait < 0) {
+		bad(f+".rate_limit", "per_second must be positive, burst at least 1, max_wait not negative")
+	}
 }
 
 // Route returns the route named name, or nil.

@@ -12,8 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
-	"github.com/breakwater-dev/breakwater/host/cache"
 	"github.com/breakwater-dev/breakwater/host/headers"
+	"github.com/breakwater-dev/breakwater/host/internal/cache"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -42,6 +42,7 @@ type SavedResult struct {
 	Errors      []abi.AttemptError `json:"errors,omitempty"`
 	Attempts    uint32             `json:"attempts"`
 	Reason      string             `json:"reason,omitempty"`
+	Target      string             `json:"target,omitempty"`
 }
 
 // TargetCalls counts the failed attempts the target (or a guard in front
@@ -51,10 +52,15 @@ func (h *History) TargetCalls() int { return TargetCalls(h.Errors) }
 // TargetCalls counts the attempts in errs: failures the target (or a guard
 // in front of it) gave, not the runtime's internal failures.
 func TargetCalls(errs []abi.AttemptError) int {
-	n := 0
+	// Attempts are numbered from 1 and recorded in order; one attempt may
+	// hold several failures (one per target a failover tried). Number 0 is
+	// a failure before any attempt (a sync call answered from the fallback
+	// alone).
+	n, last := 0, uint32(0)
 	for _, e := range errs {
-		if e.Kind != abi.ErrorInternal {
+		if e.Kind != abi.ErrorInternal && e.Attempt != 0 && e.Attempt != last {
 			n++
+			last = e.Attempt
 		}
 	}
 	return n

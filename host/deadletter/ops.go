@@ -133,7 +133,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, route string, ids []str
 		if _, err := js.PublishMsg(ctx, m); err != nil {
 			return n, fmt.Errorf("replay %q: publishing dead letter %d to %s: %w", route, p.Seq, p.Record.Subject, err)
 		}
-		if err := s.DeleteMsg(ctx, p.Seq); err != nil {
+		if err := s.DeleteMsg(ctx, p.Seq); err != nil && !gone(err) {
 			return n, fmt.Errorf("replay %q: removing dead letter %d after replaying it: %w", route, p.Seq, err)
 		}
 		n++
@@ -180,6 +180,21 @@ func Find(ctx context.Context, js jetstream.JetStream, route, ref string) ([]Par
 	return out, nil
 }
 
+// gone reports whether a DeleteMsg failed because the message is not
+// there (another operator removed or replayed it first): the server
+// answers JSStreamMsgDeleteFailed (10057) "no message found", which
+// nats.go wraps in ErrMsgDeleteUnsuccessful rather than ErrMsgNotFound.
+func gone(err error) bool {
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == 10057 || apiErr.Code == 404
+	}
+	return errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) && strings.Contains(err.Error(), "no message found")
+}
+
 // Remove deletes parked messages from BW_DLQ, and the originals of
 // oversized ones from BW_DLQ_DATA. It returns how many were removed.
 func Remove(ctx context.Context, js jetstream.JetStream, parked []Parked) (int, error) {
@@ -189,7 +204,7 @@ func Remove(ctx context.Context, js jetstream.JetStream, parked []Parked) (int, 
 	}
 	n := 0
 	for _, p := range parked {
-		if err := s.DeleteMsg(ctx, p.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if err := s.DeleteMsg(ctx, p.Seq); err != nil && !gone(err) {
 			return n, fmt.Errorf("removing dead letter %d: %w", p.Seq, err)
 		}
 		n++

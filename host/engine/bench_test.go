@@ -57,7 +57,7 @@ func BenchmarkRetryDecision(b *testing.B) {
 				b.ResetTimer()
 				for range b.N {
 					t0 := time.Now()
-					if _, err := m.Retry(ctx, in, Limits{}); err != nil {
+					if _, err := Decide[abi.RetryDecision](ctx, m, KindRetry, in, Limits{}); err != nil {
 						b.Fatal(err)
 					}
 					lat = append(lat, time.Since(t0))
@@ -86,7 +86,7 @@ func BenchmarkComputeHeavyGuest(b *testing.B) {
 			defer m.Close(ctx)
 			b.ResetTimer()
 			for range b.N {
-				if _, err := m.Retry(ctx, SampleInput(), Limits{}); err != nil {
+				if _, err := Decide[abi.RetryDecision](ctx, m, KindRetry, SampleInput(), Limits{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -151,7 +151,7 @@ func BenchmarkWallTimeLimit(b *testing.B) {
 		inst, _ := m.acquire(ctx)
 		m.release(inst)
 		t0 := time.Now()
-		_, err := m.Retry(ctx, SampleInput(), Limits{})
+		_, err := Decide[abi.RetryDecision](ctx, m, KindRetry, SampleInput(), Limits{})
 		over = append(over, time.Since(t0)-10*time.Millisecond)
 		if err == nil {
 			b.Fatal("no breach")

@@ -14,7 +14,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
-	"github.com/breakwater-dev/breakwater/host/meter"
+	"github.com/breakwater-dev/breakwater/host/internal/meter"
 )
 
 // Options configure an Engine. Zero values take the defaults.

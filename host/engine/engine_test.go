@@ -106,14 +106,14 @@ func TestBreaches(t *testing.T) {
 			}
 			defer m.Close(context.Background())
 			for i := range 2 { // the breached instance is replaced: a second call breaches the same way
-				_, err = m.Retry(context.Background(), SampleInput(), Limits{})
+				_, err = Decide[abi.RetryDecision](context.Background(), m, KindRetry, SampleInput(), Limits{})
 				var be *BreachError
 				if !errors.As(err, &be) || be.Kind != tc.want {
 					t.Fatalf("call %d: want breach %q, got %v", i+1, tc.want, err)
 				}
 			}
 			// The host is unharmed: another module still answers.
-			d, err := good.Retry(context.Background(), SampleInput(), Limits{})
+			d, err := Decide[abi.RetryDecision](context.Background(), good, KindRetry, SampleInput(), Limits{})
 			if err != nil || !d.Retry {
 				t.Fatalf("good module after the breach: %+v %v", d, err)
 			}
@@ -142,7 +142,7 @@ func TestGoGuestPolicies(t *testing.T) {
 	for _, tc := range tests {
 		in := SampleInput()
 		in.Error = abi.AttemptError{Attempt: 1, Kind: tc.kind, Status: tc.status, Message: "x"}
-		d, err := m.Retry(ctx, in, Limits{})
+		d, err := Decide[abi.RetryDecision](ctx, m, KindRetry, in, Limits{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +157,7 @@ func TestGoGuestPolicies(t *testing.T) {
 	defer stub.Close(ctx)
 	in := SampleInput()
 	in.Config = []byte(`{"template":{"status":"temporarily unavailable","price":0}}`)
-	s, err := stub.Stub(ctx, in, Limits{})
+	s, err := Decide[abi.Stub](ctx, stub, KindStub, in, Limits{})
 	if err != nil || len(s.Payload) == 0 {
 		t.Fatalf("stub: %+v %v", s, err)
 	}
@@ -177,7 +177,7 @@ func TestFuelDeterministic(t *testing.T) {
 	}
 	defer m.Close(context.Background())
 	for range 5 {
-		if _, err := m.Retry(context.Background(), SampleInput(), Limits{}); err != nil {
+		if _, err := Decide[abi.RetryDecision](context.Background(), m, KindRetry, SampleInput(), Limits{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -198,15 +198,15 @@ func TestQuarantine(t *testing.T) {
 	}
 	defer m.Close(context.Background())
 	for range 3 {
-		_, _ = m.Retry(context.Background(), SampleInput(), Limits{})
+		_, _ = Decide[abi.RetryDecision](context.Background(), m, KindRetry, SampleInput(), Limits{})
 	}
-	if _, err := m.Retry(context.Background(), SampleInput(), Limits{}); !errors.Is(err, ErrQuarantined) {
+	if _, err := Decide[abi.RetryDecision](context.Background(), m, KindRetry, SampleInput(), Limits{}); !errors.Is(err, ErrQuarantined) {
 		t.Fatalf("after 3 breaches: %v, want ErrQuarantined", err)
 	}
 	// After the period a probe goes through (and breaches again).
 	var be *BreachError
 	for i := 0; i < 200; i++ {
-		_, err = m.Retry(context.Background(), SampleInput(), Limits{})
+		_, err = Decide[abi.RetryDecision](context.Background(), m, KindRetry, SampleInput(), Limits{})
 		if errors.As(err, &be) {
 			break
 		}
@@ -233,7 +233,7 @@ func TestPoolBoundUnderConcurrency(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 20 {
-				if _, err := m.Retry(context.Background(), SampleInput(), Limits{}); err != nil {
+				if _, err := Decide[abi.RetryDecision](context.Background(), m, KindRetry, SampleInput(), Limits{}); err != nil {
 					errs <- err
 					return
 				}
@@ -249,7 +249,7 @@ func TestPoolBoundUnderConcurrency(t *testing.T) {
 		t.Fatalf("%d instances pooled, bound 2", n)
 	}
 	m.Close(context.Background())
-	if _, err := m.Retry(context.Background(), SampleInput(), Limits{}); !errors.Is(err, ErrClosed) {
+	if _, err := Decide[abi.RetryDecision](context.Background(), m, KindRetry, SampleInput(), Limits{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 }

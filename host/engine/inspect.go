@@ -12,7 +12,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
-	"github.com/breakwater-dev/breakwater/host/meter"
+	"github.com/breakwater-dev/breakwater/host/internal/meter"
 )
 
 // Kind names a policy kind a module may export.
@@ -23,12 +23,15 @@ const (
 	KindRetry    Kind = "retry"
 	KindFallback Kind = "fallback"
 	KindStub     Kind = "stub"
+	// KindClassify judges the target's answer: success, retryable or
+	// permanent failure (abi.ClassifyDecision).
+	KindClassify Kind = "classify"
 )
 
 // Export is the function a kind calls.
 func (k Kind) Export() string { return "bw_" + string(k) }
 
-var kinds = []Kind{KindRetry, KindFallback, KindStub}
+var kinds = []Kind{KindRetry, KindFallback, KindStub, KindClassify}
 
 // Info is what validation learned about a module.
 type Info struct {
@@ -212,7 +215,7 @@ func check(cm wazero.CompiledModule, info *Info, unmetered bool) error {
 		info.Kinds = append(info.Kinds, k)
 	}
 	if len(info.Kinds) == 0 {
-		return &ValidationError{Rule: "no_kinds", Detail: "the module exports none of bw_retry, bw_fallback, bw_stub: it implements no policy"}
+		return &ValidationError{Rule: "no_kinds", Detail: "the module exports none of bw_retry, bw_fallback, bw_stub, bw_classify: it implements no policy"}
 	}
 	return nil
 }

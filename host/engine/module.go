@@ -14,7 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
-	"github.com/breakwater-dev/breakwater/host/meter"
+	"github.com/breakwater-dev/breakwater/host/internal/meter"
 )
 
 // LoadSpec names a module version to load.
@@ -160,17 +160,18 @@ func (m *Module) instantiate(ctx context.Context, warm bool) (*instance, error) 
 	return inst, nil
 }
 
-// warmUp calls each kind once on the sample input, so a guest's lazy
-// start-up work (a Go runtime's first allocations, say) is not charged to
-// the first real call: fuel per input is then the same on every call.
+// warmUp calls each kind once on its sample input (SampleInputFor), so a
+// guest's lazy start-up work (a Go runtime's first allocations, say) is not
+// charged to the first real call: fuel per input is then the same on every
+// call.
 func (m *Module) warmUp(ctx context.Context, inst *instance, lim Limits, deadline time.Time) bool {
 	// What a guest logs on the sample input is not a decision: it goes to
 	// debug level, marked as warm-up.
 	ctx = context.WithValue(ctx, warmUpKey{}, true)
 	inst.stdio.setWarmUp(true)
 	defer inst.stdio.setWarmUp(false)
-	buf := SampleInput().MarshalABI(nil)
 	for _, k := range m.info.Kinds {
+		buf := SampleInputFor(k).MarshalABI(nil)
 		cctx, call, err := m.begin(ctx, inst, lim.Fuel, deadline)
 		if err != nil {
 			return false
@@ -407,24 +408,33 @@ func (m *Module) Close(ctx context.Context) {
 	m.compiled.Close(ctx)
 }
 
-// Retry, Fallback and Stub call the module's kinds. lim overrides the
-// module's limits where set (MemoryPages is fixed at load).
-func (m *Module) Retry(ctx context.Context, in *abi.Input, lim Limits) (abi.RetryDecision, error) {
-	var d abi.RetryDecision
-	err := m.call(ctx, KindRetry, in, lim, d.UnmarshalABI)
-	return d, err
+// Output is a decision record a kind's export returns (abi.RetryDecision,
+// abi.FallbackDecision, abi.Stub, abi.ClassifyDecision).
+type Output interface{ UnmarshalABI([]byte) error }
+
+// Call calls kind's export on in under lim (which overrides the module's
+// limits where set; MemoryPages is fixed at load) and decodes its output
+// into out. A failure is a *BreachError, ErrQuarantined or ErrClosed
+// (wrapped); out is then undefined.
+func (m *Module) Call(ctx context.Context, kind Kind, in *abi.Input, lim Limits, out Output) error {
+	return m.call(ctx, kind, in, lim, out.UnmarshalABI)
 }
 
-func (m *Module) Fallback(ctx context.Context, in *abi.Input, lim Limits) (abi.FallbackDecision, error) {
-	var d abi.FallbackDecision
-	err := m.call(ctx, KindFallback, in, lim, d.UnmarshalABI)
-	return d, err
-}
-
-func (m *Module) Stub(ctx context.Context, in *abi.Input, lim Limits) (abi.Stub, error) {
-	var s abi.Stub
-	err := m.call(ctx, KindStub, in, lim, s.UnmarshalABI)
-	return s, err
+// Decide is Call returning the decision by value: Out is the kind's output
+// record (abi.RetryDecision for KindRetry, abi.FallbackDecision for
+// KindFallback, abi.Stub for KindStub, abi.ClassifyDecision for
+// KindClassify). For example:
+//
+//	d, err := engine.Decide[abi.ClassifyDecision](ctx, m, engine.KindClassify, in, engine.Limits{})
+//
+// On error the decision is the zero value or partly decoded: do not use it.
+func Decide[Out any, P interface {
+	*Out
+	Output
+}](ctx context.Context, m *Module, kind Kind, in *abi.Input, lim Limits) (Out, error) {
+	var out Out
+	err := m.Call(ctx, kind, in, lim, P(&out))
+	return out, err
 }
 
 // decode turns an output decoding error into a breach (the instance was

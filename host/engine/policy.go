@@ -22,9 +22,31 @@ func SampleInput() *abi.Input {
 	}
 }
 
+// SampleClassifyInput is the input of dry runs of KindClassify: the sample
+// with a target's answer to judge (a 200 with a JSON body).
+func SampleClassifyInput() *abi.Input {
+	in := SampleInput()
+	in.Error = abi.AttemptError{} // the attempt answered: no error yet
+	in.Target = "dry-run-target"
+	in.ResponseStatus = 200
+	in.ResponseHeaders = map[string]string{"Content-Type": "application/json"}
+	in.ResponseBody = []byte(`{"id":"sample","status":"accepted"}`)
+	return in
+}
+
+// SampleInputFor is the dry-run (and warm-up) input of kind k:
+// SampleClassifyInput for KindClassify, SampleInput for the others.
+func SampleInputFor(k Kind) *abi.Input {
+	if k == KindClassify {
+		return SampleClassifyInput()
+	}
+	return SampleInput()
+}
+
 // DryRun validates a module fully: Inspect, then load it and call every
-// kind it exports once on SampleInput within lim. A failure is a
-// *ValidationError with Rule "dry_run" (or the rule that failed earlier).
+// kind it exports once on its sample input (SampleInputFor) within lim. A
+// failure is a *ValidationError with Rule "dry_run" (or the rule that failed
+// earlier).
 func (e *Engine) DryRun(ctx context.Context, wasm []byte, lim Limits) (*Info, error) {
 	m, err := e.Load(ctx, LoadSpec{Name: "dry-run", Version: "0", Wasm: wasm, Limits: lim})
 	if err != nil {
@@ -32,15 +54,17 @@ func (e *Engine) DryRun(ctx context.Context, wasm []byte, lim Limits) (*Info, er
 	}
 	defer m.Close(ctx)
 	for _, k := range m.info.Kinds {
-		in := SampleInput()
+		in := SampleInputFor(k)
 		switch k {
 		case KindRetry:
-			_, err = m.Retry(ctx, in, Limits{})
+			_, err = Decide[abi.RetryDecision](ctx, m, k, in, Limits{})
 		case KindFallback:
-			_, err = m.Fallback(ctx, in, Limits{})
+			_, err = Decide[abi.FallbackDecision](ctx, m, k, in, Limits{})
+		case KindClassify:
+			_, err = Decide[abi.ClassifyDecision](ctx, m, k, in, Limits{})
 		case KindStub:
 			var s abi.Stub
-			s, err = m.Stub(ctx, in, Limits{})
+			s, err = Decide[abi.Stub](ctx, m, k, in, Limits{})
 			for _, h := range slices.Sorted(maps.Keys(s.Headers)) {
 				switch {
 				case headers.Reserved(h):

@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/breakwater-dev/breakwater/host/meter"
+	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+	"github.com/breakwater-dev/breakwater/host/internal/meter"
 )
 
 // A small binary-module builder for the modules WAT cannot express
@@ -145,7 +146,7 @@ func TestStartSections(t *testing.T) {
 	}
 	defer m.Close(ctx)
 	for range 2 { // the pool's instances all ran it
-		d, err := m.Retry(ctx, SampleInput(), Limits{})
+		d, err := Decide[abi.RetryDecision](ctx, m, KindRetry, SampleInput(), Limits{})
 		if err != nil || !d.Retry || d.DelayMs != 250 {
 			t.Fatalf("decision written by the start function: %+v %v", d, err)
 		}
@@ -194,7 +195,7 @@ func TestSleepsCountAgainstWallTime(t *testing.T) {
 				in := SampleInput()
 				in.Config = []byte(tc.config)
 				t0 := time.Now()
-				_, err = m.Retry(ctx, in, Limits{})
+				_, err = Decide[abi.RetryDecision](ctx, m, KindRetry, in, Limits{})
 				took := time.Since(t0)
 				var be *BreachError
 				if !errors.As(err, &be) || be.Kind != BreachDeadline {
@@ -234,7 +235,7 @@ func TestMemoryBreachOfGoGuest(t *testing.T) {
 	alloc100 := func(lim Limits) error {
 		in := SampleInput()
 		in.Config = []byte(`{"alloc_mb":100}`)
-		_, err := m.Retry(ctx, in, lim)
+		_, err := Decide[abi.RetryDecision](ctx, m, KindRetry, in, lim)
 		return err
 	}
 	var be *BreachError
@@ -255,10 +256,10 @@ func TestMemoryBreachOfGoGuest(t *testing.T) {
 	// breach is still one.
 	in := SampleInput()
 	in.Config = []byte(`{"alloc_mb":1}`)
-	if d, err := m.Retry(ctx, in, Limits{}); err != nil || !d.Retry {
+	if d, err := Decide[abi.RetryDecision](ctx, m, KindRetry, in, Limits{}); err != nil || !d.Retry {
 		t.Fatalf("1 MB: %+v %v", d, err)
 	}
-	if _, err := m.Retry(ctx, in, Limits{Fuel: 1000}); !errors.As(err, &be) || be.Kind != BreachFuel {
+	if _, err := Decide[abi.RetryDecision](ctx, m, KindRetry, in, Limits{Fuel: 1000}); !errors.As(err, &be) || be.Kind != BreachFuel {
 		t.Fatalf("small budget: want breach fuel, got %v", err)
 	}
 }

@@ -24,6 +24,9 @@ const (
 	OriginalID = "Bw-Original-Id"
 	// Route is the route name.
 	Route = "Bw-Route"
+	// Target names the route's target that answered (ok), or the last
+	// one tried.
+	Target = "Bw-Target"
 	// ErrorKind and Error describe the last failure (non-ok outcomes).
 	ErrorKind = "Bw-Error-Kind"
 	Error     = "Bw-Error"

@@ -9,18 +9,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/breakwater-dev/breakwater/host/embedded"
 	"github.com/breakwater-dev/breakwater/host/engine"
 	"github.com/breakwater-dev/breakwater/host/modulestore"
+	"github.com/breakwater-dev/breakwater/host/testkit"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -28,26 +25,13 @@ import (
 // loopback port and returns its URL.
 func startServer(t *testing.T) string {
 	t.Helper()
-	srv, err := embedded.Start(context.Background(), embedded.Options{Port: -1, StoreDir: t.TempDir(), ReadyTimeout: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv.ClientURL()
+	return testkit.JetStream(t).URL
 }
 
 // client is one client process: its own connection and JetStream context.
 func client(t *testing.T, url string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testkit.Connect(t, url)
 	return js
 }
 
@@ -64,11 +48,7 @@ func open(t *testing.T, js jetstream.JetStream, keys ...string) *modulestore.Sto
 
 func wasmFile(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "modules", name+".wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testkit.Module(t, name)
 }
 
 // variant appends a custom section to wasm: a valid module with other

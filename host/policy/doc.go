@@ -1,7 +1,10 @@
-// Package policy owns the decision interfaces of the pipeline (retry, fallback,
-// stub) and the native Go implementations that serve when a route names no
-// module, or when a module breaches its limits.
+// Package policy owns the native policies: the Go implementations that
+// decide when a route names no module, or when its module fails (backoff
+// retry and what is retryable, the cache → stub → dead-letter fallback,
+// the static stub). host/internal/decision calls them through the same
+// path as a module.
 //
-// The interfaces take the ABI records of guest-sdk/abi directly, so a native
-// policy and a WebAssembly one are interchangeable and comparable in benchmarks.
+// They take and return the ABI records of guest-sdk/abi, so a native
+// policy and a WebAssembly one are interchangeable and comparable in
+// benchmarks.
 package policy

@@ -13,7 +13,7 @@ type DefaultFallback struct {
 	HasStub bool
 }
 
-// ChooseFallback implements Fallback.
+// ChooseFallback chooses the fallback of a message that will not be retried; it never fails.
 func (p DefaultFallback) ChooseFallback(_ context.Context, in *abi.Input) (abi.FallbackDecision, error) {
 	switch {
 	case in.CacheAvailable:

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +27,11 @@ func TestBackoffRetry(t *testing.T) {
 		{"bad input never", 1, abi.AttemptError{Kind: abi.ErrorBadInput}, false, 0, 0},
 		{"switched off never", 1, abi.AttemptError{Kind: abi.ErrorSwitchedOff}, false, 0, 0},
 		{"exhausted", 5, abi.AttemptError{Kind: abi.ErrorTimeout}, false, 0, 0},
+		{"classified retryable", 1, abi.AttemptError{Kind: abi.ErrorClassifiedRetryable, Status: 200}, true, 50 * time.Millisecond, 150 * time.Millisecond},
+		{"classified retryable 409", 2, abi.AttemptError{Kind: abi.ErrorClassifiedRetryable, Status: 409}, true, 100 * time.Millisecond, 300 * time.Millisecond},
+		{"classified permanent never", 1, abi.AttemptError{Kind: abi.ErrorClassifiedPermanent, Status: 200}, false, 0, 0},
+		{"classified permanent 503 never", 1, abi.AttemptError{Kind: abi.ErrorClassifiedPermanent, Status: 503}, false, 0, 0},
+		{"result too large never", 1, abi.AttemptError{Kind: abi.ErrorResultTooLarge}, false, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,6 +45,31 @@ func TestBackoffRetry(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	tests := []struct {
+		err       abi.AttemptError
+		want      bool
+		reasonHas string
+	}{
+		{abi.AttemptError{Kind: abi.ErrorTimeout}, true, ""},
+		{abi.AttemptError{Kind: abi.ErrorStatus, Status: 503}, true, ""},
+		{abi.AttemptError{Kind: abi.ErrorStatus, Status: 408}, true, ""},
+		{abi.AttemptError{Kind: abi.ErrorStatus, Status: 404}, false, "status 404"},
+		{abi.AttemptError{Kind: abi.ErrorClassifiedRetryable}, true, ""},
+		{abi.AttemptError{Kind: abi.ErrorClassifiedRetryable, Status: 200, Message: "body error"}, true, ""},
+		{abi.AttemptError{Kind: abi.ErrorClassifiedPermanent}, false, "permanent"},
+		// The verdict wins over the status: a 503 judged permanent is not retried.
+		{abi.AttemptError{Kind: abi.ErrorClassifiedPermanent, Status: 503}, false, "permanent"},
+		{abi.AttemptError{Kind: abi.ErrorBadInput}, false, "bad_input"},
+	}
+	for _, tt := range tests {
+		got, why := Retryable(tt.err)
+		if got != tt.want || !strings.Contains(why, tt.reasonHas) || (!got && why == "") {
+			t.Errorf("Retryable(%+v) = %v, %q; want %v with a reason containing %q", tt.err, got, why, tt.want, tt.reasonHas)
+		}
 	}
 }
 

@@ -20,7 +20,7 @@ type BackoffRetry struct {
 	Jitter     float64 // randomization factor in [0,1]
 }
 
-// DecideRetry implements Retry.
+// DecideRetry decides whether to retry, and when; it never fails.
 func (p *BackoffRetry) DecideRetry(_ context.Context, in *abi.Input) (abi.RetryDecision, error) {
 	if in.Attempt >= in.MaxAttempts {
 		return abi.RetryDecision{Reason: fmt.Sprintf("attempts exhausted (%d of %d)", in.Attempt, in.MaxAttempts)}, nil
@@ -54,13 +54,18 @@ func (p *BackoffRetry) Delay(n uint32) time.Duration {
 }
 
 // Retryable reports whether another attempt could succeed after e, and why not.
-// Timeouts, connection errors, 5xx, 408, 429 and the local guards (breaker,
-// bulkhead, rate limit) are transient; other 4xx, bad input, switched-off
-// routes and unknown routes are not.
+// Timeouts, connection errors, 5xx, 408, 429, the local guards (breaker,
+// bulkhead, rate limit) and answers a classify module judged retryable
+// (classified_retryable) are transient; other 4xx, bad input, switched-off
+// routes, unknown routes and answers judged permanent (classified_permanent)
+// are not.
 func Retryable(e abi.AttemptError) (bool, string) {
 	switch e.Kind {
-	case abi.ErrorTimeout, abi.ErrorConnect, abi.ErrorBreakerOpen, abi.ErrorBulkheadFull, abi.ErrorRateLimited, abi.ErrorInternal:
+	case abi.ErrorTimeout, abi.ErrorConnect, abi.ErrorBreakerOpen, abi.ErrorBulkheadFull, abi.ErrorRateLimited, abi.ErrorInternal,
+		abi.ErrorClassifiedRetryable:
 		return true, ""
+	case abi.ErrorClassifiedPermanent:
+		return false, "the classifier judged the answer a permanent failure"
 	case abi.ErrorStatus:
 		if e.Status >= 500 || e.Status == 408 || e.Status == 429 {
 			return true, ""

@@ -13,7 +13,7 @@ type StaticStub struct {
 	Headers map[string]string
 }
 
-// GenerateStub implements StubGenerator.
+// GenerateStub returns the static stub; it never fails.
 func (s *StaticStub) GenerateStub(context.Context, *abi.Input) (abi.Stub, error) {
 	return abi.Stub{Payload: s.Payload, Headers: s.Headers}, nil
 }

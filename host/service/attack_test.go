@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/breakwater-dev/breakwater/host/client"
 	"github.com/breakwater-dev/breakwater/host/deadletter"
 	"github.com/breakwater-dev/breakwater/host/headers"
+	"github.com/breakwater-dev/breakwater/host/testkit"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -507,22 +506,16 @@ func TestAttackDeadlineHeader(t *testing.T) {
 
 // bodyUpstream answers every call with 200 and a body of size bytes.
 type bodyUpstream struct {
-	*httptest.Server
-	n atomic.Int32
+	*testkit.Upstream
 }
 
 func newBodyUpstream(t *testing.T, size int) *bodyUpstream {
-	u := &bodyUpstream{}
-	body := []byte(strings.Repeat("b", size))
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		u.n.Add(1)
-		_, _ = w.Write(body)
-	}))
-	t.Cleanup(u.Close)
+	u := &bodyUpstream{testkit.NewUpstream(t)}
+	u.Set(testkit.Reply{Body: strings.Repeat("b", size)})
 	return u
 }
 
-func (u *bodyUpstream) calls() int { return int(u.n.Load()) }
+func (u *bodyUpstream) calls() int { return u.Calls() }
 
 // TestAttackOversizedSyncReply (item 5): a sync answer larger than an
 // outcome can carry (here a 9 MB stub) gets a result_too_large error reply

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/breakwater-dev/breakwater/host/config"
+	"github.com/breakwater-dev/breakwater/host/testkit"
 )
 
 // TestClosedConnectionEndsRun (item 3): if the server closes one of the
@@ -21,8 +20,7 @@ import (
 // clear error, so the process exits and a supervisor restarts it, instead
 // of sitting alive and useless.
 func TestClosedConnectionEndsRun(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
-	defer up.Close()
+	up := testkit.NewUpstream(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "breakwater.yaml")
 	yaml := fmt.Sprintf("nats:\n  embedded:\n    port: -1\n    store_dir: %s\nhttp:\n  listen: \"\"\nroutes:\n  - name: r\n    target:\n      http:\n        url: %s\n", filepath.Join(dir, "js"), up.URL)

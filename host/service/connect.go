@@ -50,8 +50,10 @@ func permissionOptions(cfg *config.Config) embedded.PermissionOptions {
 				o.ReplySubjects = append(o.ReplySubjects, p)
 			}
 		}
-		if r.Target.NATS != nil && !slices.Contains(o.TargetSubjects, r.Target.NATS.Subject) {
-			o.TargetSubjects = append(o.TargetSubjects, r.Target.NATS.Subject)
+		for _, t := range r.Targets {
+			if t.NATS != nil && !slices.Contains(o.TargetSubjects, t.NATS.Subject) {
+				o.TargetSubjects = append(o.TargetSubjects, t.NATS.Subject)
+			}
 		}
 	}
 	return o

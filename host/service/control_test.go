@@ -18,17 +18,6 @@ import (
 	"github.com/breakwater-dev/breakwater/host/modulestore"
 )
 
-func wasmFile(t *testing.T, name string) []byte {
-	t.Helper()
-	for _, dir := range []string{"../../modules", "../../modules/fixtures"} {
-		if b, err := os.ReadFile(filepath.Join(dir, name+".wasm")); err == nil {
-			return b
-		}
-	}
-	t.Fatalf("no module %s", name)
-	return nil
-}
-
 // dryRun is the store's validator: the engine's dry run.
 func dryRun(t *testing.T) modulestore.Validator {
 	t.Helper()

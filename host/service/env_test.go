@@ -1,12 +1,10 @@
 package service_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +18,8 @@ import (
 	"github.com/breakwater-dev/breakwater/host/deadletter"
 	"github.com/breakwater-dev/breakwater/host/headers"
 	"github.com/breakwater-dev/breakwater/host/service"
+	"github.com/breakwater-dev/breakwater/host/testkit"
+	"github.com/breakwater-dev/breakwater/host/testkit/servicetest"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -28,33 +28,17 @@ import (
 type env struct {
 	t    *testing.T
 	svc  *service.Service
+	in   *servicetest.Instance // nil when the test made the env around its own service
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	logs *syncBuffer
 
 	mu       sync.Mutex
 	outcomes []*nats.Msg
-	started  bool
-	cancel   context.CancelFunc
-	done     chan error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects log output; safe for concurrent use.
+type syncBuffer = testkit.LogBuffer
 
 // baseConfig is prepended to every test's routes (see baseYAML).
 const baseConfig = `
@@ -98,29 +82,15 @@ const adminUser, adminPassword = "ops", "ops-secret"
 func newEnvAuth(t *testing.T, usersYAML, routesYAML string, opts ...service.Option) *env {
 	t.Helper()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "breakwater.yaml")
 	var clientOpts []nats.Option
 	if usersYAML != "" {
 		clientOpts = append(clientOpts, nats.UserInfo(adminUser, adminPassword), nats.CustomInboxPrefix("_INBOX."+adminUser))
 	}
-	yaml := baseYAML(filepath.Join(dir, "js"), usersYAML) + routesYAML
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, nil)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx := context.Background()
-	svc, err := service.Start(ctx, cfg, log, opts...)
-	if err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	e := &env{t: t, svc: svc, logs: logs, done: make(chan error, 1)}
+	cfg := loadConfig(t, baseYAML(filepath.Join(dir, "js"), usersYAML)+routesYAML)
+	in := servicetest.StartService(t, cfg, servicetest.With(opts...))
+	e := &env{t: t, svc: in.Service, in: in, logs: in.Logs}
 	t.Cleanup(e.stop)
-	e.connectClient(svc.NATSURL(), clientOpts...)
+	e.connectClient(in.NATSURL(), clientOpts...)
 	return e
 }
 
@@ -131,14 +101,7 @@ func newEnvAuth(t *testing.T, usersYAML, routesYAML string, opts ...service.Opti
 func (e *env) connectClient(url string, opts ...nats.Option) {
 	t := e.t
 	t.Helper()
-	var err error
-	if e.nc, err = nats.Connect(url, opts...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.nc.Close)
-	if e.js, err = jetstream.New(e.nc); err != nil {
-		t.Fatal(err)
-	}
+	e.nc, e.js = testkit.Connect(t, url, opts...)
 	outs, err := e.js.OrderedConsumer(context.Background(), topology.StreamOut, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -154,27 +117,25 @@ func (e *env) connectClient(url string, opts ...nats.Option) {
 	t.Cleanup(cc.Stop)
 }
 
+// run runs the pipeline (newEnv starts the service without it).
 func (e *env) run() {
 	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
-	e.started = true
-	go func() { e.done <- e.svc.Run(ctx) }()
+	e.in.Run()
 }
 
 func (e *env) stop() {
 	if e.nc != nil {
 		e.nc.Close()
 	}
-	if !e.started {
-		e.svc.Close()
+	if e.in == nil {
 		return
 	}
-	e.cancel()
-	select {
-	case <-e.done:
-	case <-time.After(20 * time.Second):
-		e.t.Error("service did not stop within 20s")
+	if !e.in.Ran() {
+		_ = e.in.Stop()
+		return
+	}
+	if err := e.in.Stop(); err != nil && strings.Contains(err.Error(), "did not stop") {
+		e.t.Error(err)
 	}
 	checkPermissions(e.t, e.logs.String())
 	if e.t.Failed() {
@@ -216,15 +177,12 @@ func (e *env) publish(route, msgID string, payload string, hdr ...string) *jetst
 // outcome waits (bounded) for the outcome of the message with msgID.
 func (e *env) outcome(msgID string) *nats.Msg {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := e.find(msgID); m != nil {
-			return m
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	e.t.Fatalf("no outcome for message %q within 20s", msgID)
-	return nil
+	var m *nats.Msg
+	testkit.Eventually(e.t, 20*time.Second, fmt.Sprintf("the outcome of message %q", msgID), func() bool {
+		m = e.find(msgID)
+		return m != nil
+	})
+	return m
 }
 
 func (e *env) find(msgID string) *nats.Msg {
@@ -253,34 +211,20 @@ func (e *env) count(msgID string) int {
 
 // logLine returns the first JSON log line containing every fragment.
 func (e *env) logLine(fragments ...string) string {
-	for _, line := range strings.Split(e.logs.String(), "\n") {
-		ok := true
-		for _, f := range fragments {
-			if !strings.Contains(line, f) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return line
-		}
-	}
-	return ""
+	return e.logs.Line(fragments...)
 }
 
 // deadLetters polls (bounded) until route has want dead letters and returns them.
 func (e *env) deadLetters(route string, want int) []deadletter.Parked {
 	e.t.Helper()
 	var parked []deadletter.Parked
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	testkit.Poll(20*time.Second, func() bool {
 		var err error
 		if parked, err = deadletter.List(context.Background(), e.js, route, 0); err != nil {
 			e.t.Fatalf("dead letters of %s: %v", route, err)
 		}
-		if len(parked) >= want {
-			break
-		}
-	}
+		return len(parked) >= want
+	})
 	return parked
 }
 
@@ -303,16 +247,8 @@ func startErr(t *testing.T, path string) error {
 // until the test ends.
 func runService(t *testing.T, yaml string) *service.Service {
 	t.Helper()
-	cfg := loadConfig(t, yaml)
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
-	svc, err := service.Start(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; checkPermissions(t, logs.String()) })
-	return svc
+	in := servicetest.StartService(t, loadConfig(t, yaml), servicetest.LogLevel(slog.LevelInfo))
+	in.Run()
+	t.Cleanup(func() { _ = in.Stop(); checkPermissions(t, in.Logs.String()) })
+	return in.Service
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -20,103 +18,6 @@ import (
 	"github.com/breakwater-dev/breakwater/host/service"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
-
-// testCluster is a 3-node JetStream cluster in-process on loopback whose
-// nodes can be stopped and started again (same ports, same storage).
-type testCluster struct {
-	t       *testing.T
-	mu      sync.Mutex
-	opts    []*server.Options
-	servers []*server.Server
-}
-
-func newTestCluster(t *testing.T) *testCluster {
-	t.Helper()
-	c := &testCluster{t: t}
-	var clusterPorts, clientPorts []int
-	for range 6 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		clusterPorts = append(clusterPorts, ln.Addr().(*net.TCPAddr).Port)
-		ln.Close()
-	}
-	clientPorts, clusterPorts = clusterPorts[3:], clusterPorts[:3]
-	var routes []string
-	for _, p := range clusterPorts {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
-	}
-	for i := range 3 {
-		c.opts = append(c.opts, &server.Options{
-			ServerName: fmt.Sprintf("bw-%d", i), Host: "127.0.0.1", Port: clientPorts[i],
-			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-			Cluster: server.ClusterOpts{Name: "bw-test", Host: "127.0.0.1", Port: clusterPorts[i]},
-			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
-		})
-		c.servers = append(c.servers, nil)
-	}
-	for i := range 3 {
-		c.start(i)
-	}
-	t.Cleanup(func() {
-		for i := range 3 {
-			c.stop(i)
-		}
-	})
-	c.waitMetaLeader()
-	return c
-}
-
-func (c *testCluster) start(i int) {
-	c.t.Helper()
-	o := *c.opts[i]
-	s, err := server.NewServer(&o)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(20 * time.Second) {
-		c.t.Fatalf("node %d not ready", i)
-	}
-	c.mu.Lock()
-	c.servers[i] = s
-	c.mu.Unlock()
-}
-
-func (c *testCluster) stop(i int) {
-	c.mu.Lock()
-	s := c.servers[i]
-	c.servers[i] = nil
-	c.mu.Unlock()
-	if s != nil {
-		s.Shutdown()
-		s.WaitForShutdown()
-	}
-}
-
-func (c *testCluster) urls() string {
-	var u []string
-	for _, o := range c.opts {
-		u = append(u, fmt.Sprintf("nats://127.0.0.1:%d", o.Port))
-	}
-	return strings.Join(u, ",")
-}
-
-func (c *testCluster) waitMetaLeader() {
-	c.t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		c.mu.Lock()
-		for _, s := range c.servers {
-			if s != nil && s.JetStreamIsLeader() {
-				c.mu.Unlock()
-				return
-			}
-		}
-		c.mu.Unlock()
-	}
-	c.t.Fatal("no JetStream meta leader within 30s")
-}
 
 // index returns the node index of a server name ("bw-1" → 1).
 func nodeIndex(name string) int {
@@ -139,55 +40,6 @@ func leader(t *testing.T, js jetstream.JetStream, stream string) int {
 	}
 	t.Fatalf("stream %s has no leader within 30s (%v)", stream, last)
 	return -1
-}
-
-// instance is a runtime that a test can stop (as a crash would: no grace)
-// and start again.
-type instance struct {
-	svc    *service.Service
-	cancel context.CancelFunc
-	done   chan error
-	logs   *syncBuffer
-}
-
-func startInstance(t *testing.T, yaml string) *instance {
-	t.Helper()
-	cfg := loadConfig(t, yaml)
-	logs := &syncBuffer{}
-	svc, err := service.Start(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
-	if err != nil {
-		t.Fatalf("start: %v\n%s", err, logs.String())
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	in := &instance{svc: svc, cancel: cancel, done: make(chan error, 1), logs: logs}
-	go func() { in.done <- svc.Run(ctx) }()
-	t.Cleanup(in.stop)
-	return in
-}
-
-func (in *instance) stop() {
-	in.cancel()
-	select {
-	case <-in.done:
-	case <-time.After(30 * time.Second):
-	}
-}
-
-// waitReady waits (bounded) until the instance is ready and returns how
-// long it took.
-func (in *instance) waitReady(t *testing.T, within time.Duration) time.Duration {
-	t.Helper()
-	t0 := time.Now()
-	var rep service.Readiness
-	for time.Since(t0) < within {
-		rep = in.svc.Readiness(context.Background())
-		if rep.Status == "ready" {
-			return time.Since(t0)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("not ready within %v: %s", within, rep.Reason)
-	return 0
 }
 
 var inFlightRE = regexp.MustCompile(`breakwater_in_flight\{route="[^"]+"\} (\d+)`)
@@ -532,16 +384,6 @@ func (in *instance) svcJS(t *testing.T, urls string) jetstream.JetStream {
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
 	return js
-}
-
-func waitUntilWithin(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out after %v waiting for %s", within, what)
 }
 
 // TestKeptOutcomeAfterPublishFailure (issue 14, item 1): when the outcome

@@ -71,13 +71,3 @@ func TestKillSwitchOnTwoInstances(t *testing.T) {
 		t.Fatalf("after removing the switch: %v", err)
 	}
 }
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}

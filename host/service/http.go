@@ -10,7 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/breakwater-dev/breakwater/host/pipeline"
+	"github.com/breakwater-dev/breakwater/host/internal/pipeline"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"github.com/breakwater-dev/breakwater/host/config"
 	"github.com/breakwater-dev/breakwater/host/headers"
 	"github.com/breakwater-dev/breakwater/host/service"
+	"github.com/breakwater-dev/breakwater/host/testkit"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -199,14 +198,8 @@ func TestLiveRoutes(t *testing.T) {
 }
 
 // newSlowUpstream answers 200 after d.
-func newSlowUpstream(t *testing.T, d time.Duration) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-time.After(d):
-		case <-r.Context().Done():
-		}
-		_, _ = w.Write([]byte(`{"ok":true}`))
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+func newSlowUpstream(t *testing.T, d time.Duration) *testkit.Upstream {
+	up := testkit.NewUpstream(t)
+	up.Set(testkit.Reply{Body: `{"ok":true}`, Delay: d})
+	return up
 }

@@ -2,38 +2,14 @@ package service_test
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/breakwater-dev/breakwater/host/deadletter"
 	"github.com/breakwater-dev/breakwater/host/headers"
 )
-
-// moduleDir copies modules (from modules/ or modules/fixtures/) into a
-// temporary modules.dir and returns the config line setting it.
-func moduleDir(t *testing.T, names ...string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, n := range names {
-		src := filepath.Join("..", "..", "modules", n+".wasm")
-		if _, err := os.Stat(src); err != nil {
-			src = filepath.Join("..", "..", "modules", "fixtures", n+".wasm")
-		}
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, n+".wasm"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return fmt.Sprintf("modules:\n  dir: %s\n  cache_dir: %s\n", dir, filepath.Join(os.TempDir(), "breakwater-engine-test-cache"))
-}
 
 func TestModulePolicies(t *testing.T) {
 	up := newUpstream(t, func(id string, call int) int {
@@ -147,18 +123,6 @@ func TestMetricsScraped(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-}
-
-func scrape(t *testing.T, url string) string {
-	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 // TestHostileModulesStillReachAnOutcome: a route whose retry module breaks

@@ -13,6 +13,7 @@ import (
 
 	"github.com/breakwater-dev/breakwater/host/client"
 	"github.com/breakwater-dev/breakwater/host/headers"
+	"github.com/breakwater-dev/breakwater/host/testkit"
 )
 
 // syncRoute is a route for sync tests: one attempt, no cache.
@@ -28,18 +29,15 @@ func syncRoute(name, url, extra string) string {
 }
 
 func TestBreakerOpensAndCloses(t *testing.T) {
-	var hits atomic.Int64
 	var failing atomic.Bool
 	failing.Store(true)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
+	up := testkit.NewUpstream(t)
+	up.Respond(func(*http.Request, []byte, int) testkit.Reply {
 		if failing.Load() {
-			http.Error(w, "down", 503)
-			return
+			return testkit.Reply{Status: 503, Body: "down\n"}
 		}
-		fmt.Fprint(w, `{"ok":true}`)
-	}))
-	t.Cleanup(up.Close)
+		return testkit.Reply{Body: `{"ok":true}`}
+	})
 	e := newEnv(t, "routes:"+syncRoute("guarded", up.URL, `      breaker:
         failure_threshold: 3
         reset_timeout: 300ms
@@ -62,14 +60,14 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 			t.Fatalf("call %d: %s, want status (the target's 503)", i+1, k)
 		}
 	}
-	before := hits.Load()
+	before := int64(up.Calls())
 	for i := range 5 {
 		if k := kinds(); k != "breaker_open" {
 			t.Fatalf("call %d after 3 failures: %s, want breaker_open", i+1, k)
 		}
 	}
-	if hits.Load() != before {
-		t.Fatalf("an open breaker let %d calls reach the target", hits.Load()-before)
+	if int64(up.Calls()) != before {
+		t.Fatalf("an open breaker let %d calls reach the target", int64(up.Calls())-before)
 	}
 	failing.Store(false)
 	// After the reset timeout a probe goes through and closes the breaker.
@@ -176,12 +174,8 @@ func TestHedgingTakesTheFastAnswer(t *testing.T) {
 }
 
 func TestRateLimitEnforced(t *testing.T) {
-	var hits atomic.Int64
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		fmt.Fprint(w, `{}`)
-	}))
-	t.Cleanup(up.Close)
+	up := testkit.NewUpstream(t)
+	up.Set(testkit.Reply{Body: `{}`})
 	e := newEnv(t, "routes:"+syncRoute("limited", up.URL, "")+`    rate_limit:
       per_second: 0.01
       burst: 3
@@ -201,7 +195,7 @@ func TestRateLimitEnforced(t *testing.T) {
 			t.Fatalf("unexpected: %v", err)
 		}
 	}
-	if ok != 3 || limited != 5 || hits.Load() != 3 {
-		t.Fatalf("ok %d limited %d hits %d; want 3, 5, 3", ok, limited, hits.Load())
+	if ok != 3 || limited != 5 || int64(up.Calls()) != 3 {
+		t.Fatalf("ok %d limited %d hits %d; want 3, 5, 3", ok, limited, int64(up.Calls()))
 	}
 }

@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,71 +17,10 @@ import (
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
 	"github.com/breakwater-dev/breakwater/host/deadletter"
-	"github.com/breakwater-dev/breakwater/host/embedded"
 	"github.com/breakwater-dev/breakwater/host/headers"
+	"github.com/breakwater-dev/breakwater/host/testkit"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
-
-// upstream is a real HTTP server whose answers a test scripts: fail[n] is
-// the status of the n-th call (1-based) for a message id; later calls get 200.
-type upstream struct {
-	*httptest.Server
-	mu    sync.Mutex
-	calls map[string]int
-	sizes map[string]int                // body size of the last call per id
-	fail  func(id string, call int) int // status to answer; 200 = success
-}
-
-func newUpstream(t *testing.T, fail func(id string, call int) int) *upstream {
-	u := &upstream{calls: map[string]int{}, sizes: map[string]int{}, fail: fail}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var p struct {
-			ID string `json:"id"`
-		}
-		_ = json.Unmarshal(body, &p)
-		u.mu.Lock()
-		u.calls[p.ID]++
-		u.sizes[p.ID] = len(body)
-		n := u.calls[p.ID]
-		f := u.fail
-		u.mu.Unlock()
-		status := f(p.ID, n)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		fmt.Fprintf(w, `{"id":%q,"call":%d,"status":%d,"idempotency_key":%q}`, p.ID, n, status, r.Header.Get("Idempotency-Key"))
-	}))
-	t.Cleanup(u.Close)
-	return u
-}
-
-func (u *upstream) setFail(f func(id string, call int) int) {
-	u.mu.Lock()
-	u.fail = f
-	u.mu.Unlock()
-}
-
-func (u *upstream) callsOf(id string) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.calls[id]
-}
-
-func (u *upstream) totalCalls() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	n := 0
-	for _, c := range u.calls {
-		n += c
-	}
-	return n
-}
-
-func (u *upstream) lastBodyLen(id string) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.sizes[id]
-}
 
 func always(status int) func(string, int) int { return func(string, int) int { return status } }
 
@@ -377,12 +313,7 @@ func TestUnknownRouteIsDeadLettered(t *testing.T) {
 
 func TestBrokenTargets(t *testing.T) {
 	// A port nothing listens on: connection refused.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := "http://" + ln.Addr().String()
-	ln.Close()
+	refused := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	// A target that hangs until the test ends.
 	release := make(chan struct{})
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -455,13 +386,9 @@ func get(t *testing.T, url string) int {
 // TestExternalNATS runs the service against a NATS server it did not start
 // (nats.url), as with an external cluster.
 func TestExternalNATS(t *testing.T) {
-	srv, err := embedded.Start(context.Background(), embedded.Options{Port: -1, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := testkit.JetStream(t)
 	up := newUpstream(t, always(200))
-	runService(t, fmt.Sprintf("nats:\n  url: %s\nhttp:\n  listen: \"\"\nroutes:%s", srv.ClientURL(), routeYAML("ext", up.URL, "")))
+	runService(t, fmt.Sprintf("nats:\n  url: %s\nhttp:\n  listen: \"\"\nroutes:%s", srv.URL, routeYAML("ext", up.URL, "")))
 	ctx := context.Background()
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -509,15 +436,4 @@ func TestPublishBackPressure(t *testing.T) {
 	if line := e.logLine("publish"); strings.Contains(line, `"level":"ERROR"`) {
 		t.Errorf("publish errors under back-pressure: %s", line)
 	}
-}
-
-// grepLines returns the lines of s that contain fragment.
-func grepLines(s, fragment string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, fragment) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/breakwater-dev/breakwater/host/config"
-	"github.com/breakwater-dev/breakwater/host/pipeline"
+	"github.com/breakwater-dev/breakwater/host/internal/attempt"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -22,7 +22,7 @@ import (
 // watching the bucket, and builds the routes it holds. A stored route that
 // is invalid, or fails to build, is logged and left out; one of the config
 // file fails the start, as a config error does.
-func (s *Service) loadRoutes(ctx context.Context) ([]*pipeline.Route, error) {
+func (s *Service) loadRoutes(ctx context.Context) ([]*attempt.Route, error) {
 	docs, err := s.cfg.RouteDocuments()
 	if err != nil {
 		return nil, err
@@ -98,7 +98,7 @@ func (s *Service) loadRoutes(ctx context.Context) ([]*pipeline.Route, error) {
 	for i := range fileOnly {
 		s.knownRoutes = append(s.knownRoutes, s.cfg.Routes[i].Name)
 	}
-	routes := make([]*pipeline.Route, 0, len(stored)+len(fileOnly))
+	routes := make([]*attempt.Route, 0, len(stored)+len(fileOnly))
 	for i := range fileOnly {
 		r, err := s.buildRoute(ctx, &s.cfg.Routes[i])
 		if err != nil {
@@ -124,7 +124,7 @@ func (s *Service) loadRoutes(ctx context.Context) ([]*pipeline.Route, error) {
 }
 
 // routeFromDocument parses, validates and builds a stored route.
-func (s *Service) routeFromDocument(ctx context.Context, name string, doc []byte) (*pipeline.Route, error) {
+func (s *Service) routeFromDocument(ctx context.Context, name string, doc []byte) (*attempt.Route, error) {
 	rcs, err := s.cfg.ParseRoutes([][]byte{doc})
 	if err != nil {
 		return nil, fmt.Errorf("route %q in %s: %w", name, topology.BucketRoutes, err)
@@ -133,30 +133,6 @@ func (s *Service) routeFromDocument(ctx context.Context, name string, doc []byte
 		return nil, fmt.Errorf("route %q in %s names itself %q", name, topology.BucketRoutes, rcs[0].Name)
 	}
 	return s.buildRoute(ctx, &rcs[0])
-}
-
-// buildRoute turns a route's configuration into a route ready to serve:
-// its target, policies (starting the module engine on first need) and
-// guards.
-func (s *Service) buildRoute(ctx context.Context, rc *config.Route) (*pipeline.Route, error) {
-	var binder pipeline.ModuleBinder
-	if m := rc.Modules; m.Retry != nil || m.Fallback != nil || m.Stub != nil {
-		if err := s.ensureEngine(ctx); err != nil {
-			return nil, err
-		}
-		binder = s.binder
-	}
-	r, err := pipeline.NewRoute(ctx, rc, s.nc, binder)
-	if err != nil {
-		return nil, err
-	}
-	if g := guardFor(s.guards, rc); g != nil {
-		r.Guard = g
-		if st := g.BreakerState(); st != "" {
-			s.metrics.BreakerState(r.Target, st)
-		}
-	}
-	return r, nil
 }
 
 // ensureEngine starts the module engine the first time a route names a

@@ -16,15 +16,18 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/breakwater-dev/breakwater/host/binding"
 	"github.com/breakwater-dev/breakwater/host/config"
 	"github.com/breakwater-dev/breakwater/host/engine"
 	"github.com/breakwater-dev/breakwater/host/flagstore"
+	"github.com/breakwater-dev/breakwater/host/internal/attempt"
+	"github.com/breakwater-dev/breakwater/host/internal/binding"
+	"github.com/breakwater-dev/breakwater/host/internal/cache"
+	"github.com/breakwater-dev/breakwater/host/internal/overload"
+	"github.com/breakwater-dev/breakwater/host/internal/pipeline"
+	"github.com/breakwater-dev/breakwater/host/internal/syncpath"
+	"github.com/breakwater-dev/breakwater/host/internal/telemetry"
 	"github.com/breakwater-dev/breakwater/host/internal/tracing"
 	"github.com/breakwater-dev/breakwater/host/modulestore"
-	"github.com/breakwater-dev/breakwater/host/overload"
-	"github.com/breakwater-dev/breakwater/host/pipeline"
-	"github.com/breakwater-dev/breakwater/host/telemetry"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -39,6 +42,7 @@ type Service struct {
 	js      jetstream.JetStream
 	adminJS jetstream.JetStream
 	pipe    *pipeline.Pipeline
+	core    *attempt.Core
 	http    *http.Server
 	ln      net.Listener
 
@@ -157,20 +161,33 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Op
 	} else {
 		log.Warn("modules are not verified: unsigned modules will run (set modules.trusted_keys or run `runtime module trust add` for secure mode)")
 	}
+	if err := s.retryStartup(ctx, "opening the cache", func(ctx context.Context) error {
+		kv, err := s.js.KeyValue(ctx, topology.BucketCache)
+		if err != nil {
+			return fmt.Errorf("bucket %s: %w", topology.BucketCache, err)
+		}
+		s.core = attempt.New(attempt.Options{Cache: cache.New(kv, cfg.Streams.BrokerTimeout), Switches: s.flags, Observer: s.metrics,
+			Tracer: s.tracer.Tracer(tracing.Name), Logger: log})
+		return nil
+	}); err != nil {
+		return nil, err
+	}
 	routes, err := s.loadRoutes(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if s.pipe, err = pipeline.New(ctx, pipeline.Options{
-		JS:                 s.js,
-		AdminJS:            s.adminJS,
-		NC:                 s.nc,
-		Replies:            s.links.replies,
-		Routes:             routes,
-		KnownRoutes:        s.knownRoutes,
-		Logger:             log,
-		Switches:           s.flags,
-		Observer:           s.metrics,
+		JS:          s.js,
+		AdminJS:     s.adminJS,
+		NC:          s.nc,
+		Replies:     s.links.replies,
+		Routes:      routes,
+		KnownRoutes: s.knownRoutes,
+		Logger:      log,
+		Observer:    s.metrics,
+		Core:        s.core,
+		Sync: syncpath.New(syncpath.Options{NC: s.nc, Replies: s.links.replies, Core: s.core, Observer: s.metrics, Logger: log,
+			Tracer: s.tracer.Tracer(tracing.Name)}),
 		Tracer:             s.tracer.Tracer(tracing.Name),
 		AckWait:            cfg.Streams.AckWait,
 		BrokerTimeout:      cfg.Streams.BrokerTimeout,
@@ -197,7 +214,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Op
 func maxCacheTTL(cfg *config.Config) time.Duration {
 	var m time.Duration
 	for _, r := range cfg.Routes {
-		m = max(m, r.Cache.TTL)
+		m = max(m, r.Cache.TTL, r.Cache.StaleIfError)
 	}
 	return m
 }

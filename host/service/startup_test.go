@@ -6,43 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/breakwater-dev/breakwater/host/config"
 	"github.com/breakwater-dev/breakwater/host/embedded"
 	"github.com/breakwater-dev/breakwater/host/service"
 )
-
-// loadConfig writes yaml to a file and loads it.
-func loadConfig(t *testing.T, yaml string) *config.Config {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "breakwater.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
-// freePort returns a loopback port nobody listens on (now).
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
-}
 
 // TestStartFailsFastOnBusyPort (item 8): a second runtime on a busy port
 // fails at once, naming the address, instead of waiting 30 s.

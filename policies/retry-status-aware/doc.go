@@ -3,12 +3,15 @@
 //
 // Retried: a 5xx status, 408 Request Timeout, 429 Too Many Requests; a
 // timeout; a connection failure; a call not made because the target's
-// breaker was open, its bulkhead full or its rate limit reached; an internal
-// error or an error kind this module does not know.
+// breaker was open, its bulkhead full or its rate limit reached; an answer
+// the route's classify module judged a retryable failure
+// (classified_retryable); an internal error or an error kind this module
+// does not know.
 //
 // Never retried: any other status (4xx and the rest: the target rejected the
-// message itself); bad_input, switched_off and unknown_route (retrying cannot
-// help); a call with no error.
+// message itself); an answer judged a permanent failure
+// (classified_permanent); bad_input, switched_off and unknown_route
+// (retrying cannot help); a call with no error.
 //
 // Config:
 //

@@ -61,6 +61,11 @@ func classify(e *sdk.AttemptError) verdict {
 		return verdict{true, false, string(e.Kind)}
 	case sdk.ErrorBreakerOpen, sdk.ErrorBulkheadFull, sdk.ErrorRateLimited:
 		return verdict{true, true, string(e.Kind)}
+	case sdk.ErrorClassifiedRetryable:
+		// The route's classify module judged the answer a transient failure.
+		return verdict{true, e.Status == 429, string(e.Kind)}
+	case sdk.ErrorClassifiedPermanent:
+		return verdict{false, false, string(e.Kind) + " is not retryable"}
 	case sdk.ErrorBadInput, sdk.ErrorSwitchedOff, sdk.ErrorUnknownRoute:
 		return verdict{false, false, string(e.Kind) + " is not retryable"}
 	case sdk.ErrorNone:

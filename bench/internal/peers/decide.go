@@ -128,6 +128,6 @@ func EngineDecider(ctx context.Context, e *engine.Engine, name string, wasm []by
 		return nil, nil, err
 	}
 	return func(ctx context.Context, in *abi.Input) (abi.RetryDecision, error) {
-		return m.Retry(ctx, in, engine.Limits{})
+		return engine.Decide[abi.RetryDecision](ctx, m, engine.KindRetry, in, engine.Limits{})
 	}, func() { m.Close(context.Background()) }, nil
 }

@@ -11,12 +11,12 @@
 //     copying it, and its strings stay valid as long as anyone holds them:
 //     one allocation per few hundred calls instead of one per call, which
 //     matters because allocating is the dearest thing a Go guest does.
-//   - Input (at the start of bw_retry, bw_fallback, bw_stub) checks that the
-//     host's (ptr, len) lies inside that buffer and decodes the record into
-//     a reused abi.Input.
+//   - Input (at the start of bw_retry, bw_fallback, bw_stub, bw_classify)
+//     checks that the host's (ptr, len) lies inside that buffer and decodes
+//     the record into a reused abi.Input.
 //   - Output keeps the encoded output alive until the next call, for the host
 //     to read from the returned (ptr, len).
 //
 // Nothing here is part of the public SDK: team modules use the sdk, retry,
-// fallback and stub packages.
+// fallback, stub and classify packages.
 package guestmem
