@@ -344,8 +344,7 @@ func (s *Service) startEngine(ctx context.Context) error {
 	// secure mode (the stored policy, checked on every fetch) only the
 	// store, which verifies signatures.
 	src := binding.Sources{binding.StoreSource{Store: s.modules}, binding.DirSource{Dir: mc.Dir, Secure: s.modules.Secure}}
-	s.binder = binding.New(eng, src, lim, s.log)
-	s.binder.OnSwap = s.metrics.ModuleVersion
+	s.binder = binding.New(eng, src, lim, s.log, s.metrics.ModuleVersion)
 	return nil
 }
 

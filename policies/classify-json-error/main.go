@@ -78,21 +78,127 @@ func decide(in *sdk.Input) sdk.ClassifyDecision {
 
 // bodyError reports whether body is a JSON object whose field is set (not
 // null, false, "", [] or {}), with a reason naming the field and quoting
-// the start of its value.
+// the start of its value. It runs on every answer, so it scans the object
+// for the field instead of decoding it (decoding into a map costs several
+// times more in a Go guest); only a body that names the field is checked
+// in full with json.Valid, so an invalid body never counts as an error.
 func bodyError(body []byte, field string) (string, bool) {
-	body = bytes.TrimLeft(body, " \t\r\n")
-	if len(body) == 0 || body[0] != '{' {
-		return "", false // not a JSON object: nothing to look for (and cheap)
-	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(body, &obj) != nil {
-		return "", false
-	}
-	v, ok := obj[field]
-	if !ok || empty(v) {
+	v, ok := topLevelField(body, field)
+	if !ok || empty(v) || !json.Valid(body) {
 		return "", false
 	}
 	return "body field " + strconv.Quote(field) + ": " + snippet(v), true
+}
+
+// topLevelField returns the raw value of the last member named field of the
+// JSON object body (as encoding/json into a map would keep), or false when
+// body is not an object or has no such member. It does not validate body.
+func topLevelField(body []byte, field string) (json.RawMessage, bool) {
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return nil, false
+	}
+	i++
+	var found json.RawMessage
+	ok := false
+	for {
+		i = skipSpace(body, i)
+		if i >= len(body) || body[i] != '"' {
+			return found, ok // '}' or not JSON: what was found so far
+		}
+		end := skipString(body, i)
+		if end < 0 {
+			return found, ok
+		}
+		key := body[i+1 : end-1]
+		i = skipSpace(body, end)
+		if i >= len(body) || body[i] != ':' {
+			return found, ok
+		}
+		i = skipSpace(body, i+1)
+		vEnd := skipValue(body, i)
+		if vEnd < 0 {
+			return found, ok
+		}
+		if keyEquals(key, field) {
+			found, ok = body[i:vEnd], true
+		}
+		i = skipSpace(body, vEnd)
+		if i >= len(body) || body[i] != ',' {
+			return found, ok
+		}
+		i++
+	}
+}
+
+// keyEquals compares a raw (still escaped) key with name.
+func keyEquals(raw []byte, name string) bool {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw) == name
+	}
+	var k string
+	if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &k) != nil {
+		return false
+	}
+	return k == name
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] ('"'),
+// or -1 when it does not end.
+func skipString(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index after the value starting at b[i], or -1.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				if j = skipString(b, j); j < 0 {
+					return -1
+				}
+				j--
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\r' && b[j] != '\n' {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
 }
 
 // empty reports whether a JSON value (as encoding/json hands it over: no

@@ -27,20 +27,20 @@ type Binder struct {
 	src      Source
 	defaults engine.Limits
 	log      *slog.Logger
-	// OnSwap, if set, hears every version a module starts serving.
-	OnSwap func(name, version string)
+	onSwap   func(name, version string)
 
 	mu    sync.Mutex
 	bound map[string]*Bound // by module name (following) or name@version (pinned)
 }
 
 // New returns a Binder loading modules from src into eng with default
-// limits (zero fields: the engine's defaults).
-func New(eng *engine.Engine, src Source, defaults engine.Limits, log *slog.Logger) *Binder {
+// limits (zero fields: the engine's defaults). onSwap, if not nil, hears
+// every version a module starts serving.
+func New(eng *engine.Engine, src Source, defaults engine.Limits, log *slog.Logger, onSwap func(name, version string)) *Binder {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Binder{eng: eng, src: src, defaults: defaults, log: log, bound: map[string]*Bound{}}
+	return &Binder{eng: eng, src: src, defaults: defaults, log: log, onSwap: onSwap, bound: map[string]*Bound{}}
 }
 
 // Bound is a module serving one or more routes: the version in use,
@@ -271,8 +271,8 @@ func (bd *Binder) load(ctx context.Context, name, resolved string, wasm []byte) 
 		return nil, fmt.Errorf("module %s@%s: %w", name, resolved, err)
 	}
 	bd.log.Info("module loaded", slog.String("module", name), slog.String("version", resolved), slog.Any("kinds", m.Info().Kinds))
-	if bd.OnSwap != nil {
-		bd.OnSwap(name, resolved)
+	if bd.onSwap != nil {
+		bd.onSwap(name, resolved)
 	}
 	return m, nil
 }

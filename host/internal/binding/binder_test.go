@@ -95,7 +95,7 @@ func newEnv(t *testing.T, secure bool) *env {
 }
 
 func (e *env) binder(src binding.Source) *binding.Binder {
-	bd := binding.New(e.eng, src, engine.Limits{}, e.log)
+	bd := binding.New(e.eng, src, engine.Limits{}, e.log, nil)
 	e.t.Cleanup(func() { bd.Close(context.Background()) })
 	return bd
 }
