@@ -1,7 +1,10 @@
-// Package pipeline owns the processing of work: per-route durable consumers
-// on bw.in.<route>, the call to the target, the retry decision (a durable
-// NakWithDelay), the fallback (last-known-good, stub, dead letter) and the
-// publication of exactly one terminal outcome per message on bw.out.<route>.
+// Package pipeline owns the async path's JetStream work: per-route durable
+// consumers on bw.in.<route>, each message's attempt history in
+// bw_attempts, a retry as a durable NakWithDelay, and the publication of
+// exactly one terminal outcome per message on bw.out.<route> (and
+// bw.dlq.<route>). The attempt itself is host/internal/attempt's; the
+// route runners it starts also subscribe the route's sync path
+// (host/internal/syncpath).
 //
 // Delivery to the target is at-least-once: a crash after a call and before
 // its acknowledgement calls the target again on redelivery (the HTTP target
