@@ -1,4 +1,4 @@
-package sdk
+package guest
 
 import (
 	"encoding/json"
@@ -23,9 +23,9 @@ const maxCachedConfigs = 16
 //		InitialMs int64 `json:"initial_ms"`
 //	}
 //
-//	var config = sdk.Config[settings]{Defaults: settings{InitialMs: 100}}
+//	var config = guest.Config[settings]{Defaults: settings{InitialMs: 100}}
 //
-//	func decide(in *sdk.Input) sdk.RetryDecision {
+//	func decide(in *guest.Input) guest.RetryDecision {
 //		s, err := config.Load(in.Config)
 //		if err != nil {
 //			panic(err) // a trap: the host applies the route's native policy

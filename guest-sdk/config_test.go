@@ -1,4 +1,4 @@
-package sdk_test
+package guest_test
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+	"github.com/breakwater-dev/breakwater/guest-sdk"
 )
 
 type backoff struct {
@@ -15,7 +15,7 @@ type backoff struct {
 }
 
 func TestConfigLoad(t *testing.T) {
-	c := sdk.Config[backoff]{
+	c := guest.Config[backoff]{
 		Defaults: backoff{InitialMs: 100, Factor: 2},
 		Validate: func(b *backoff) error {
 			if b.InitialMs <= 0 {
@@ -57,7 +57,7 @@ func TestConfigLoad(t *testing.T) {
 
 func TestConfigCaches(t *testing.T) {
 	decodes := 0
-	c := sdk.Config[backoff]{Validate: func(*backoff) error { decodes++; return nil }}
+	c := guest.Config[backoff]{Validate: func(*backoff) error { decodes++; return nil }}
 	a1, _ := c.Load([]byte(`{"initial_ms": 1}`))
 	a2, _ := c.Load([]byte(`{"initial_ms": 1}`))
 	b1, _ := c.Load([]byte(`{"initial_ms": 2}`))
@@ -77,7 +77,7 @@ func TestConfigCaches(t *testing.T) {
 }
 
 func TestConfigMustLoadPanics(t *testing.T) {
-	var c sdk.Config[backoff]
+	var c guest.Config[backoff]
 	defer func() {
 		if r := recover(); r == nil {
 			t.Error("MustLoad of bad JSON did not panic")
@@ -92,9 +92,9 @@ func ExampleConfig() {
 		DelayMs int64 `json:"delay_ms"`
 		Jitter  bool  `json:"jitter"`
 	}
-	config := sdk.Config[settings]{Defaults: settings{DelayMs: 200}}
+	config := guest.Config[settings]{Defaults: settings{DelayMs: 200}}
 
-	in := &sdk.Input{Route: "orders", Config: []byte(`{"jitter": true}`)}
+	in := &guest.Input{Route: "orders", Config: []byte(`{"jitter": true}`)}
 	s := config.MustLoad(in.Config) // decoded on the first call, cached after
 	fmt.Printf("delay %d ms, jitter %v\n", s.DelayMs, s.Jitter)
 	// Output: delay 200 ms, jitter true

@@ -1,4 +1,4 @@
-// Package sdk is the Go SDK for Breakwater policy modules: WebAssembly
+// Package guest is the Go SDK for Breakwater policy modules: WebAssembly
 // modules that decide, per route, whether and when to retry a failed call
 // (retry), what to do once retries are over (fallback), what to answer
 // in place of an unavailable target (stub), and whether a target's answer is
@@ -13,21 +13,29 @@
 // adds the exports every module needs (bw_abi_version, bw_alloc). The host
 // discovers the kinds from the exports.
 //
+// The import path is github.com/breakwater-dev/breakwater/guest-sdk and the
+// package name is guest: import it without an alias and write guest.Input,
+// guest.RetryDecision, guest.Log. guest-sdk is a Go module of its own that
+// needs only the standard library, so a module author's go.mod requires it
+// and nothing of the host (no NATS, wazero, Prometheus, viper or cobra):
+//
+//	go get github.com/breakwater-dev/breakwater/guest-sdk
+//
 // # A module
 //
 //	package main
 //
 //	import (
-//		sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+//		"github.com/breakwater-dev/breakwater/guest-sdk"
 //		"github.com/breakwater-dev/breakwater/guest-sdk/retry"
 //	)
 //
 //	func init() {
-//		retry.Handle(func(in *sdk.Input) sdk.RetryDecision {
-//			if in.Error.Kind == sdk.ErrorStatus && in.Error.Status < 500 {
-//				return sdk.RetryDecision{Retry: false, Reason: "client error"}
+//		retry.Handle(func(in *guest.Input) guest.RetryDecision {
+//			if in.Error.Kind == guest.ErrorStatus && in.Error.Status < 500 {
+//				return guest.RetryDecision{Retry: false, Reason: "client error"}
 //			}
-//			return sdk.RetryDecision{Retry: true, DelayMs: 100 * int64(in.Attempt)}
+//			return guest.RetryDecision{Retry: true, DelayMs: 100 * int64(in.Attempt)}
 //		})
 //	}
 //
@@ -39,11 +47,13 @@
 //
 // # Building
 //
-//	GOOS=wasip1 GOARCH=wasm go build -trimpath -buildmode=c-shared -ldflags=-s -o policy.wasm .
+// One line, in the directory of the package main:
 //
-// -buildmode=c-shared is required (it makes a reactor, whose exports can be
-// called after _initialize); -trimpath and -ldflags=-s make the build
-// reproducible and smaller.
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o policy.wasm .
+//
+// -buildmode=c-shared is required: it makes a reactor, whose exports can be
+// called after _initialize. Add -trimpath -ldflags=-s for a reproducible
+// and smaller binary (policies/build.sh does).
 //
 // # The sandbox
 //
@@ -66,9 +76,14 @@
 //
 // The handler packages build for any platform (without their exports), so
 // a policy can be unit-tested natively: register it and use retry.Call,
-// fallback.Call, stub.Call or classify.Call. For a test of the built module, load it with a
-// WebAssembly runtime; see docs/abi.md for the calling sequence.
+// fallback.Call, stub.Call or classify.Call. Package guest-sdk/sdktest
+// builds the module with the line above and runs it on the host's own
+// engine, with the runtime's limits and fuel metering, reporting the fuel
+// each call used: a module that passes its sdktest tests on an input does
+// not run out of fuel on that input in production under the same limits.
+// sdktest runs the runtime binary (`runtime module run`); see its
+// documentation for how it finds one.
 //
 // The ABI the SDK implements, for writing modules in other languages, is in
 // docs/abi.md; package abi holds the records and their wire encoding.
-package sdk
+package guest

@@ -1,9 +1,8 @@
-package sdk_test
+package guest_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
+	"errors"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -13,45 +12,21 @@ import (
 	"github.com/breakwater-dev/breakwater/guest-sdk/sdktest"
 )
 
-// buildModule builds the package main in dir as a policy module, the way the
-// SDK documentation says, into a temporary directory.
-func buildModule(t *testing.T, dir string) []byte {
-	t.Helper()
-	gotool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("the go tool is not installed (%v): cannot build a module", err)
-	}
-	out := filepath.Join(t.TempDir(), "module.wasm")
-	cmd := exec.Command(gotool, "build", "-trimpath", "-buildvcs=false", "-buildmode=c-shared", "-ldflags=-s", "-o", out, dir)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOFLAGS=")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", dir, err, msg)
-	}
-	wasm, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wasm
-}
-
 // TestExampleModule builds guest-sdk/example, the module of the package
-// documentation, and runs it as the host would.
+// documentation, with the documented one-line build, and runs it on the
+// host's engine (sdktest).
 func TestExampleModule(t *testing.T) {
-	wasm := buildModule(t, "./example")
 	ctx := context.Background()
-	rt, err := sdktest.NewRuntime(ctx, sdktest.Options{Interpreter: true})
+	wasm := filepath.Join(t.TempDir(), "example.wasm")
+	if err := sdktest.Build(ctx, "./example", wasm); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sdktest.Load(ctx, wasm, sdktest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Close(ctx)
-	m, err := rt.Load(ctx, wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer m.Close()
 
-	if v, err := m.ABIVersion(ctx); err != nil || v != abi.Version {
-		t.Errorf("bw_abi_version() = %d, %v; want %d", v, err, abi.Version)
-	}
 	// Importing guest-sdk/retry, and no other kind, exports bw_retry only.
 	wantExports := []string{"_initialize", "bw_abi_version", "bw_alloc", "bw_retry"}
 	if got := m.Exports(); !reflect.DeepEqual(got, wantExports) {
@@ -77,23 +52,32 @@ func TestExampleModule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(m.Logs())
-			got, err := m.Retry(ctx, &tt.in)
+			got, st, err := m.Retry(ctx, &tt.in)
 			if err != nil || got != tt.want {
 				t.Fatalf("Retry = %+v, %v; want %+v", got, err, tt.want)
 			}
-			logs := m.Logs()[before:]
+			if st.Fuel <= 0 {
+				t.Errorf("fuel %d: the call was not metered", st.Fuel)
+			}
 			switch {
-			case tt.wantLog == "" && len(logs) > 0:
-				t.Errorf("unexpected log entries %+v", logs)
-			case tt.wantLog != "" && (len(logs) != 1 || logs[0].Message != tt.wantLog || logs[0].Level != 0):
-				t.Errorf("logs = %+v, want one INFO entry %q", logs, tt.wantLog)
+			case tt.wantLog == "" && len(st.Logs) > 0:
+				t.Errorf("unexpected log entries %q", st.Logs)
+			case tt.wantLog != "" && (len(st.Logs) != 1 || !strings.HasSuffix(st.Logs[0], tt.wantLog) || !strings.HasPrefix(st.Logs[0], "INFO")):
+				t.Errorf("logs = %q, want one INFO entry %q", st.Logs, tt.wantLog)
 			}
 		})
 	}
 
-	// A bad input traps, with the reason on the module's stderr.
-	if _, err := m.CallRaw(ctx, "bw_retry", []byte{0xff}); err == nil || !strings.Contains(err.Error(), "bw_retry: abi: decoding Input") {
-		t.Errorf("bad input: err = %v, want a trap naming the decoding error", err)
+	// The limits are the engine's: a budget too small for the decision is a
+	// fuel breach, as it would be in production.
+	tight, err := sdktest.Load(ctx, wasm, sdktest.Options{Fuel: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tight.Close()
+	_, _, err = tight.Retry(ctx, &tests[0].in)
+	var be *sdktest.BreachError
+	if !errors.As(err, &be) || be.Kind != sdktest.BreachFuel {
+		t.Errorf("with 1000 fuel: err = %v, want a fuel breach", err)
 	}
 }

@@ -1,4 +1,4 @@
-package sdk
+package guest
 
 import (
 	"fmt"
@@ -27,7 +27,7 @@ const MaxLogBytes = 4096
 //
 // fields are alternating keys and values, as with log/slog:
 //
-//	sdk.Log(sdk.LevelWarn, "giving up", "attempt", in.Attempt, "status", in.Error.Status)
+//	guest.Log(guest.LevelWarn, "giving up", "attempt", in.Attempt, "status", in.Error.Status)
 //
 // The message reaches the host as UTF-8 text in logfmt style: msg, then
 // " key=value" for each pair, values formatted with fmt.Sprint and quoted

@@ -1,4 +1,4 @@
-package sdk
+package guest
 
 import "github.com/breakwater-dev/breakwater/guest-sdk/abi"
 

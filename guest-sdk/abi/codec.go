@@ -7,11 +7,11 @@ import (
 	"slices"
 	"unsafe"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	"github.com/breakwater-dev/breakwater/guest-sdk/internal/wire"
 )
 
 // This file implements the ABI v1 wire codec: the protocol buffers wire
-// format, hand-written on top of protowire.
+// format, hand-written on top of wire.
 //
 // Encoding rules (what MarshalABI writes):
 //   - fields are written in field-number order;
@@ -59,7 +59,7 @@ type DecodeError struct {
 	// Reason is a human-readable description of the problem.
 	Reason string
 	// Err is the underlying error, if any: ErrMissingField, ErrInvalidValue
-	// or a protowire parse error.
+	// or a wire-format parse error.
 	Err error
 }
 
@@ -81,7 +81,7 @@ func (e *DecodeError) Unwrap() error { return e.Err }
 // fieldSpec describes a known field of a record: its name and wire type.
 type fieldSpec struct {
 	name string
-	typ  protowire.Type
+	typ  wire.Type
 }
 
 // schema lists the known fields of a record, indexed by field number.
@@ -92,58 +92,58 @@ type schema struct {
 
 var (
 	inputSchema = schema{"Input", []fieldSpec{
-		1:  {"route", protowire.BytesType},
-		2:  {"subject", protowire.BytesType},
-		3:  {"message_id", protowire.BytesType},
-		4:  {"attempt", protowire.VarintType},
-		5:  {"max_attempts", protowire.VarintType},
-		6:  {"elapsed_ms", protowire.VarintType},
-		7:  {"error", protowire.BytesType},
-		8:  {"breaker_state", protowire.BytesType},
-		9:  {"flags", protowire.BytesType},
-		10: {"headers", protowire.BytesType},
-		11: {"payload", protowire.BytesType},
-		12: {"config", protowire.BytesType},
-		13: {"cache_available", protowire.VarintType},
-		14: {"cache_age_ms", protowire.VarintType},
-		15: {"deadline_ms", protowire.VarintType},
-		16: {"response_headers", protowire.BytesType},
-		17: {"retry_after_ms", protowire.VarintType},
-		18: {"target", protowire.BytesType},
-		19: {"response_status", protowire.VarintType},
-		20: {"response_body", protowire.BytesType},
+		1:  {"route", wire.BytesType},
+		2:  {"subject", wire.BytesType},
+		3:  {"message_id", wire.BytesType},
+		4:  {"attempt", wire.VarintType},
+		5:  {"max_attempts", wire.VarintType},
+		6:  {"elapsed_ms", wire.VarintType},
+		7:  {"error", wire.BytesType},
+		8:  {"breaker_state", wire.BytesType},
+		9:  {"flags", wire.BytesType},
+		10: {"headers", wire.BytesType},
+		11: {"payload", wire.BytesType},
+		12: {"config", wire.BytesType},
+		13: {"cache_available", wire.VarintType},
+		14: {"cache_age_ms", wire.VarintType},
+		15: {"deadline_ms", wire.VarintType},
+		16: {"response_headers", wire.BytesType},
+		17: {"retry_after_ms", wire.VarintType},
+		18: {"target", wire.BytesType},
+		19: {"response_status", wire.VarintType},
+		20: {"response_body", wire.BytesType},
 	}}
 	attemptErrorSchema = schema{"Input.error", []fieldSpec{
-		1: {"attempt", protowire.VarintType},
-		2: {"at_unix_ms", protowire.VarintType},
-		3: {"kind", protowire.BytesType},
-		4: {"status", protowire.VarintType},
-		5: {"message", protowire.BytesType},
+		1: {"attempt", wire.VarintType},
+		2: {"at_unix_ms", wire.VarintType},
+		3: {"kind", wire.BytesType},
+		4: {"status", wire.VarintType},
+		5: {"message", wire.BytesType},
 	}}
 	retrySchema = schema{"RetryDecision", []fieldSpec{
-		1: {"retry", protowire.VarintType},
-		2: {"delay_ms", protowire.VarintType},
-		3: {"reason", protowire.BytesType},
+		1: {"retry", wire.VarintType},
+		2: {"delay_ms", wire.VarintType},
+		3: {"reason", wire.BytesType},
 	}}
 	fallbackSchema = schema{"FallbackDecision", []fieldSpec{
-		1: {"action", protowire.BytesType},
-		2: {"reason", protowire.BytesType},
+		1: {"action", wire.BytesType},
+		2: {"reason", wire.BytesType},
 	}}
 	classifySchema = schema{"ClassifyDecision", []fieldSpec{
-		1: {"verdict", protowire.BytesType},
-		2: {"reason", protowire.BytesType},
+		1: {"verdict", wire.BytesType},
+		2: {"reason", wire.BytesType},
 	}}
 	stubSchema = schema{"Stub", []fieldSpec{
-		1: {"payload", protowire.BytesType},
-		2: {"headers", protowire.BytesType},
+		1: {"payload", wire.BytesType},
+		2: {"headers", wire.BytesType},
 	}}
 	flagsEntrySchema           = schema{"Input.flags entry", entryFields}
 	headersEntrySchema         = schema{"Input.headers entry", entryFields}
 	responseHeadersEntrySchema = schema{"Input.response_headers entry", entryFields}
 	stubHeadersSchema          = schema{"Stub.headers entry", entryFields}
 	entryFields                = []fieldSpec{
-		1: {"key", protowire.BytesType},
-		2: {"value", protowire.BytesType},
+		1: {"key", wire.BytesType},
+		2: {"value", wire.BytesType},
 	}
 )
 
@@ -152,7 +152,7 @@ var (
 //
 // The field is kept in the reader rather than returned, and tags, varints
 // and lengths of one byte (the common case: field numbers below 16, values
-// and lengths below 128) are decoded inline, the rest by protowire: in a
+// and lengths below 128) are decoded inline, the rest by package wire: in a
 // Go-built wasm guest, where decoding the input is most of a policy call,
 // every call and every returned word costs.
 type reader struct {
@@ -161,11 +161,11 @@ type reader struct {
 	pos  int // position in b
 	base int // absolute offset of b[0]
 
-	num protowire.Number // the field read
-	off int              // absolute offset of its tag
-	u   uint64           // its value, for a varint field
-	v   []byte           // its value, for a bytes field
-	err error            // why next returned false, nil at the end of the record
+	num wire.Number // the field read
+	off int         // absolute offset of its tag
+	u   uint64      // its value, for a varint field
+	v   []byte      // its value, for a bytes field
+	err error       // why next returned false, nil at the end of the record
 }
 
 // next reads the next known field, skipping unknown ones. It returns false
@@ -180,23 +180,23 @@ func (r *reader) next() bool {
 			tag = uint64(c)
 			pos++
 		} else {
-			v, n := protowire.ConsumeVarint(b[pos:])
+			v, n := wire.ConsumeVarint(b[pos:])
 			if n < 0 {
-				return r.tagError(off, protowire.ParseError(n))
+				return r.tagError(off, wire.ParseError(n))
 			}
 			tag = v
 			pos += n
 		}
-		num, typ := protowire.DecodeTag(tag)
-		if num < protowire.MinValidNumber {
-			_, _, n := protowire.ConsumeTag(b[off:]) // for protowire's error
-			return r.tagError(off, protowire.ParseError(n))
+		num, typ := wire.DecodeTag(tag)
+		if num < wire.MinValidNumber {
+			_, _, n := wire.ConsumeTag(b[off:]) // for the wire package's error
+			return r.tagError(off, wire.ParseError(n))
 		}
 		if int(num) >= len(fields) || fields[num].name == "" {
 			// Unknown field: skip it, whatever its type.
-			m := protowire.ConsumeFieldValue(num, typ, b[pos:])
+			m := wire.ConsumeFieldValue(num, typ, b[pos:])
 			if m < 0 {
-				return r.unknownError(num, off, protowire.ParseError(m))
+				return r.unknownError(num, off, wire.ParseError(m))
 			}
 			pos += m
 			continue
@@ -212,14 +212,14 @@ func (r *reader) next() bool {
 			pos++
 		} else {
 			var n int
-			v, n = protowire.ConsumeVarint(b[pos:])
+			v, n = wire.ConsumeVarint(b[pos:])
 			if n < 0 {
-				return r.valueError(num, off, protowire.ParseError(n))
+				return r.valueError(num, off, wire.ParseError(n))
 			}
 			pos += n
 		}
 		r.num, r.off = num, r.base+off
-		if typ == protowire.VarintType {
+		if typ == wire.VarintType {
 			r.u, r.pos = v, pos
 			return true
 		}
@@ -234,13 +234,13 @@ func (r *reader) next() bool {
 	return false
 }
 
-func (r *reader) unknownError(num protowire.Number, off int, perr error) bool {
+func (r *reader) unknownError(num wire.Number, off int, perr error) bool {
 	r.err = &DecodeError{Record: r.s.record, Field: fmt.Sprintf("field %d", num), Offset: r.base + off,
 		Reason: "unknown field with unreadable value: " + perr.Error(), Err: perr}
 	return false
 }
 
-func (r *reader) typeError(num protowire.Number, typ protowire.Type, off int) bool {
+func (r *reader) typeError(num wire.Number, typ wire.Type, off int) bool {
 	spec := r.s.fields[num]
 	r.err = &DecodeError{Record: r.s.record, Field: spec.name, Offset: r.base + off,
 		Reason: fmt.Sprintf("wire type %s, want %s", typeName(typ), typeName(spec.typ))}
@@ -252,7 +252,7 @@ func (r *reader) tagError(off int, perr error) bool {
 	return false
 }
 
-func (r *reader) valueError(num protowire.Number, off int, perr error) bool {
+func (r *reader) valueError(num wire.Number, off int, perr error) bool {
 	r.err = &DecodeError{Record: r.s.record, Field: r.s.fields[num].name, Offset: r.base + off,
 		Reason: "malformed value: " + perr.Error(), Err: perr}
 	return false
@@ -264,19 +264,19 @@ func (r *reader) valueOffset() int {
 	return r.base + r.pos - len(r.v)
 }
 
-func typeName(t protowire.Type) string {
+func typeName(t wire.Type) string {
 	switch t {
-	case protowire.VarintType:
+	case wire.VarintType:
 		return "varint"
-	case protowire.Fixed32Type:
+	case wire.Fixed32Type:
 		return "fixed32"
-	case protowire.Fixed64Type:
+	case wire.Fixed64Type:
 		return "fixed64"
-	case protowire.BytesType:
+	case wire.BytesType:
 		return "bytes"
-	case protowire.StartGroupType:
+	case wire.StartGroupType:
 		return "start-group"
-	case protowire.EndGroupType:
+	case wire.EndGroupType:
 		return "end-group"
 	}
 	return fmt.Sprintf("wire type %d", t)
@@ -315,7 +315,7 @@ func (x *Input) SizeABI() int {
 	n += sizeVarintNZ(5, uint64(x.MaxAttempts))
 	n += sizeVarintNZ(6, uint64(x.ElapsedMs))
 	if es := x.Error.size(); es > 0 {
-		n += protowire.SizeTag(7) + protowire.SizeBytes(es)
+		n += wire.SizeTag(7) + wire.SizeBytes(es)
 	}
 	n += sizeStringNZ(8, x.BreakerState)
 	n += sizeMap(9, x.Flags)
@@ -323,7 +323,7 @@ func (x *Input) SizeABI() int {
 	n += sizeBytesNZ(11, x.Payload)
 	n += sizeBytesNZ(12, x.Config)
 	if x.CacheAvailable {
-		n += protowire.SizeTag(13) + 1
+		n += wire.SizeTag(13) + 1
 	}
 	n += sizeVarintNZ(14, uint64(x.CacheAgeMs))
 	n += sizeVarintNZ(15, uint64(x.DeadlineMs))
@@ -351,8 +351,8 @@ func (x *Input) MarshalABI(dst []byte) []byte {
 	dst = appendVarintNZ(dst, 5, uint64(x.MaxAttempts))
 	dst = appendVarintNZ(dst, 6, uint64(x.ElapsedMs))
 	if es := x.Error.size(); es > 0 {
-		dst = protowire.AppendTag(dst, 7, protowire.BytesType)
-		dst = protowire.AppendVarint(dst, uint64(es))
+		dst = wire.AppendTag(dst, 7, wire.BytesType)
+		dst = wire.AppendVarint(dst, uint64(es))
 		dst = x.Error.append(dst)
 	}
 	dst = appendStringNZ(dst, 8, x.BreakerState)
@@ -361,7 +361,7 @@ func (x *Input) MarshalABI(dst []byte) []byte {
 	dst = appendBytesNZ(dst, 11, x.Payload)
 	dst = appendBytesNZ(dst, 12, x.Config)
 	if x.CacheAvailable {
-		dst = protowire.AppendTag(dst, 13, protowire.VarintType)
+		dst = wire.AppendTag(dst, 13, wire.VarintType)
 		dst = append(dst, 1)
 	}
 	dst = appendVarintNZ(dst, 14, uint64(x.CacheAgeMs))
@@ -520,15 +520,15 @@ func (x *AttemptError) unmarshal(b []byte, base int) error {
 
 // SizeABI returns the number of bytes MarshalABI appends for x.
 func (x *RetryDecision) SizeABI() int {
-	return protowire.SizeTag(1) + 1 + sizeVarintNZ(2, uint64(x.DelayMs)) + sizeStringNZ(3, x.Reason)
+	return wire.SizeTag(1) + 1 + sizeVarintNZ(2, uint64(x.DelayMs)) + sizeStringNZ(3, x.Reason)
 }
 
 // MarshalABI appends the ABI v1 encoding of x to dst and returns the extended
 // buffer. The retry field is always written, even when false, since decoders
 // require it.
 func (x *RetryDecision) MarshalABI(dst []byte) []byte {
-	dst = protowire.AppendTag(dst, 1, protowire.VarintType)
-	dst = protowire.AppendVarint(dst, protowire.EncodeBool(x.Retry))
+	dst = wire.AppendTag(dst, 1, wire.VarintType)
+	dst = wire.AppendVarint(dst, wire.EncodeBool(x.Retry))
 	dst = appendVarintNZ(dst, 2, uint64(x.DelayMs))
 	dst = appendStringNZ(dst, 3, x.Reason)
 	return dst
@@ -672,7 +672,7 @@ func (x *ClassifyDecision) UnmarshalABI(b []byte) error {
 
 // SizeABI returns the number of bytes MarshalABI appends for x.
 func (x *Stub) SizeABI() int {
-	return protowire.SizeTag(1) + protowire.SizeBytes(len(x.Payload)) + sizeMap(2, x.Headers)
+	return wire.SizeTag(1) + wire.SizeBytes(len(x.Payload)) + sizeMap(2, x.Headers)
 }
 
 // MarshalABI appends the ABI v1 encoding of x to dst and returns the extended
@@ -680,8 +680,8 @@ func (x *Stub) SizeABI() int {
 // decoders require it; headers are written in ascending key order.
 func (x *Stub) MarshalABI(dst []byte) []byte {
 	dst = slices.Grow(dst, x.SizeABI())
-	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
-	dst = protowire.AppendBytes(dst, x.Payload)
+	dst = wire.AppendTag(dst, 1, wire.BytesType)
+	dst = wire.AppendBytes(dst, x.Payload)
 	dst = appendMap(dst, 2, x.Headers)
 	return dst
 }
@@ -748,16 +748,16 @@ func entrySize(k, v string) int {
 	return sizeStringNZ(1, k) + sizeStringNZ(2, v)
 }
 
-func sizeMap(num protowire.Number, m map[string]string) int {
+func sizeMap(num wire.Number, m map[string]string) int {
 	n := 0
 	for k, v := range m {
-		n += protowire.SizeTag(num) + protowire.SizeBytes(entrySize(k, v))
+		n += wire.SizeTag(num) + wire.SizeBytes(entrySize(k, v))
 	}
 	return n
 }
 
 // appendMap appends m as repeated entries in ascending key order.
-func appendMap(dst []byte, num protowire.Number, m map[string]string) []byte {
+func appendMap(dst []byte, num wire.Number, m map[string]string) []byte {
 	if len(m) == 0 {
 		return dst
 	}
@@ -772,8 +772,8 @@ func appendMap(dst []byte, num protowire.Number, m map[string]string) []byte {
 	slices.Sort(keys)
 	for _, k := range keys {
 		v := m[k]
-		dst = protowire.AppendTag(dst, num, protowire.BytesType)
-		dst = protowire.AppendVarint(dst, uint64(entrySize(k, v)))
+		dst = wire.AppendTag(dst, num, wire.BytesType)
+		dst = wire.AppendVarint(dst, uint64(entrySize(k, v)))
 		dst = appendStringNZ(dst, 1, k)
 		dst = appendStringNZ(dst, 2, v)
 	}
@@ -782,55 +782,55 @@ func appendMap(dst []byte, num protowire.Number, m map[string]string) []byte {
 
 // ---- scalar helpers ----
 
-func sizeString(num protowire.Number, v string) int {
-	return protowire.SizeTag(num) + protowire.SizeBytes(len(v))
+func sizeString(num wire.Number, v string) int {
+	return wire.SizeTag(num) + wire.SizeBytes(len(v))
 }
 
-func sizeStringNZ(num protowire.Number, v string) int {
+func sizeStringNZ(num wire.Number, v string) int {
 	if v == "" {
 		return 0
 	}
 	return sizeString(num, v)
 }
 
-func sizeBytesNZ(num protowire.Number, v []byte) int {
+func sizeBytesNZ(num wire.Number, v []byte) int {
 	if len(v) == 0 {
 		return 0
 	}
-	return protowire.SizeTag(num) + protowire.SizeBytes(len(v))
+	return wire.SizeTag(num) + wire.SizeBytes(len(v))
 }
 
-func sizeVarintNZ(num protowire.Number, v uint64) int {
+func sizeVarintNZ(num wire.Number, v uint64) int {
 	if v == 0 {
 		return 0
 	}
-	return protowire.SizeTag(num) + protowire.SizeVarint(v)
+	return wire.SizeTag(num) + wire.SizeVarint(v)
 }
 
-func appendString(dst []byte, num protowire.Number, v string) []byte {
-	dst = protowire.AppendTag(dst, num, protowire.BytesType)
-	return protowire.AppendString(dst, v)
+func appendString(dst []byte, num wire.Number, v string) []byte {
+	dst = wire.AppendTag(dst, num, wire.BytesType)
+	return wire.AppendString(dst, v)
 }
 
-func appendStringNZ(dst []byte, num protowire.Number, v string) []byte {
+func appendStringNZ(dst []byte, num wire.Number, v string) []byte {
 	if v == "" {
 		return dst
 	}
 	return appendString(dst, num, v)
 }
 
-func appendBytesNZ(dst []byte, num protowire.Number, v []byte) []byte {
+func appendBytesNZ(dst []byte, num wire.Number, v []byte) []byte {
 	if len(v) == 0 {
 		return dst
 	}
-	dst = protowire.AppendTag(dst, num, protowire.BytesType)
-	return protowire.AppendBytes(dst, v)
+	dst = wire.AppendTag(dst, num, wire.BytesType)
+	return wire.AppendBytes(dst, v)
 }
 
-func appendVarintNZ(dst []byte, num protowire.Number, v uint64) []byte {
+func appendVarintNZ(dst []byte, num wire.Number, v uint64) []byte {
 	if v == 0 {
 		return dst
 	}
-	dst = protowire.AppendTag(dst, num, protowire.VarintType)
-	return protowire.AppendVarint(dst, v)
+	dst = wire.AppendTag(dst, num, wire.VarintType)
+	return wire.AppendVarint(dst, v)
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	"github.com/breakwater-dev/breakwater/guest-sdk/internal/wire"
 )
 
 func fullInput() Input {
@@ -241,29 +241,29 @@ func TestOutputRoundTrip(t *testing.T) {
 // schema does not know, at the top level and inside embedded records.
 func TestUnknownFieldsSkipped(t *testing.T) {
 	var extra []byte
-	extra = protowire.AppendTag(extra, 99, protowire.VarintType)
-	extra = protowire.AppendVarint(extra, 12345)
-	extra = protowire.AppendTag(extra, 100, protowire.Fixed32Type)
-	extra = protowire.AppendFixed32(extra, 1)
-	extra = protowire.AppendTag(extra, 101, protowire.Fixed64Type)
-	extra = protowire.AppendFixed64(extra, 2)
-	extra = protowire.AppendTag(extra, 102, protowire.BytesType)
-	extra = protowire.AppendBytes(extra, []byte("future"))
-	extra = protowire.AppendTag(extra, 103, protowire.StartGroupType)
-	extra = protowire.AppendTag(extra, 1, protowire.VarintType)
-	extra = protowire.AppendVarint(extra, 7)
-	extra = protowire.AppendTag(extra, 103, protowire.EndGroupType)
+	extra = wire.AppendTag(extra, 99, wire.VarintType)
+	extra = wire.AppendVarint(extra, 12345)
+	extra = wire.AppendTag(extra, 100, wire.Fixed32Type)
+	extra = wire.AppendFixed32(extra, 1)
+	extra = wire.AppendTag(extra, 101, wire.Fixed64Type)
+	extra = wire.AppendFixed64(extra, 2)
+	extra = wire.AppendTag(extra, 102, wire.BytesType)
+	extra = wire.AppendBytes(extra, []byte("future"))
+	extra = wire.AppendTag(extra, 103, wire.StartGroupType)
+	extra = wire.AppendTag(extra, 1, wire.VarintType)
+	extra = wire.AppendVarint(extra, 7)
+	extra = wire.AppendTag(extra, 103, wire.EndGroupType)
 
 	// An Input whose embedded error and header entry also carry unknown fields.
 	errRec := append((&AttemptError{Kind: ErrorConnect}).append(nil), extra...)
 	var in []byte
 	in = append(in, extra...)
 	in = appendString(in, 1, "orders")
-	in = protowire.AppendTag(in, 7, protowire.BytesType)
-	in = protowire.AppendBytes(in, errRec)
+	in = wire.AppendTag(in, 7, wire.BytesType)
+	in = wire.AppendBytes(in, errRec)
 	entry := append(appendString(appendString(nil, 1, "k"), 2, "v"), extra...)
-	in = protowire.AppendTag(in, 10, protowire.BytesType)
-	in = protowire.AppendBytes(in, entry)
+	in = wire.AppendTag(in, 10, wire.BytesType)
+	in = wire.AppendBytes(in, entry)
 	in = append(in, extra...)
 
 	var got Input

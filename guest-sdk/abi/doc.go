@@ -2,7 +2,8 @@
 // a policy module, and their wire encoding (ABI v1, see docs/abi.md).
 //
 // The records are encoded in the protocol buffers wire format, hand-written on
-// top of protowire so that guests stay small: any language with a protobuf
+// top of a copy of protowire (guest-sdk/internal/wire: the SDK depends on the
+// standard library only) so that guests stay small: any language with a protobuf
 // library (or forty lines of varint code) can speak the ABI. Unknown fields are
 // skipped, so a newer host can add fields without breaking older guests.
 //

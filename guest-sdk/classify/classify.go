@@ -1,6 +1,6 @@
 package classify
 
-import sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+import "github.com/breakwater-dev/breakwater/guest-sdk"
 
 // Func is a classify policy: it receives the input of one call, the
 // target's answer included, and returns the verdict on that answer:
@@ -16,7 +16,7 @@ import sdk "github.com/breakwater-dev/breakwater/guest-sdk"
 // replace an instance at any time. A Func that panics, or returns a verdict
 // other than the three of the ABI, makes the call a breach; the host applies
 // the route's native rules instead.
-type Func func(in *sdk.Input) sdk.ClassifyDecision
+type Func func(in *guest.Input) guest.ClassifyDecision
 
 var handler Func
 
@@ -37,7 +37,7 @@ func Handle(f Func) {
 // Call runs the registered handler on in, exactly as the bw_classify export
 // does once the input is decoded. Use it to unit-test a policy natively,
 // without a wasm runtime. It panics if no handler is registered.
-func Call(in *sdk.Input) sdk.ClassifyDecision {
+func Call(in *guest.Input) guest.ClassifyDecision {
 	if handler == nil {
 		panic("bw_classify: no handler registered: call classify.Handle from an init function")
 	}

@@ -14,19 +14,19 @@
 //	package main
 //
 //	import (
-//		sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+//		"github.com/breakwater-dev/breakwater/guest-sdk"
 //		"github.com/breakwater-dev/breakwater/guest-sdk/classify"
 //	)
 //
 //	func init() {
-//		classify.Handle(func(in *sdk.Input) sdk.ClassifyDecision {
+//		classify.Handle(func(in *guest.Input) guest.ClassifyDecision {
 //			switch s := in.ResponseStatus; {
 //			case s == 409:
-//				return sdk.ClassifyDecision{Verdict: sdk.VerdictSuccess, Reason: "already created"}
+//				return guest.ClassifyDecision{Verdict: guest.VerdictSuccess, Reason: "already created"}
 //			case s >= 500:
-//				return sdk.ClassifyDecision{Verdict: sdk.VerdictRetryable}
+//				return guest.ClassifyDecision{Verdict: guest.VerdictRetryable}
 //			}
-//			return sdk.ClassifyDecision{Verdict: sdk.VerdictSuccess}
+//			return guest.ClassifyDecision{Verdict: guest.VerdictSuccess}
 //		})
 //	}
 //

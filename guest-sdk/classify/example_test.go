@@ -3,27 +3,27 @@ package classify_test
 import (
 	"fmt"
 
-	sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+	"github.com/breakwater-dev/breakwater/guest-sdk"
 	"github.com/breakwater-dev/breakwater/guest-sdk/classify"
 )
 
 // A policy is registered from init in the module's package main; Call runs
 // it natively, which is how its logic is unit-tested without a wasm runtime.
 func Example() {
-	classify.Handle(func(in *sdk.Input) sdk.ClassifyDecision {
+	classify.Handle(func(in *guest.Input) guest.ClassifyDecision {
 		switch s := in.ResponseStatus; {
 		case s == 409:
-			return sdk.ClassifyDecision{Verdict: sdk.VerdictSuccess, Reason: "already created"}
+			return guest.ClassifyDecision{Verdict: guest.VerdictSuccess, Reason: "already created"}
 		case s >= 500:
-			return sdk.ClassifyDecision{Verdict: sdk.VerdictRetryable, Reason: "server error"}
+			return guest.ClassifyDecision{Verdict: guest.VerdictRetryable, Reason: "server error"}
 		case s >= 400:
-			return sdk.ClassifyDecision{Verdict: sdk.VerdictPermanent, Reason: "client error"}
+			return guest.ClassifyDecision{Verdict: guest.VerdictPermanent, Reason: "client error"}
 		}
-		return sdk.ClassifyDecision{Verdict: sdk.VerdictSuccess}
+		return guest.ClassifyDecision{Verdict: guest.VerdictSuccess}
 	})
 
 	for _, status := range []int32{200, 409, 503, 404} {
-		d := classify.Call(&sdk.Input{Route: "orders", Target: "orders-api", ResponseStatus: status})
+		d := classify.Call(&guest.Input{Route: "orders", Target: "orders-api", ResponseStatus: status})
 		fmt.Printf("%d: %s %q\n", status, d.Verdict, d.Reason)
 	}
 	// Output:

@@ -4,5 +4,5 @@
 //
 // Build it with:
 //
-//	GOOS=wasip1 GOARCH=wasm go build -trimpath -buildmode=c-shared -ldflags=-s -o example.wasm ./guest-sdk/example
+//	cd guest-sdk/example && GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o example.wasm .
 package main

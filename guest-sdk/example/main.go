@@ -1,7 +1,7 @@
 package main
 
 import (
-	sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+	"github.com/breakwater-dev/breakwater/guest-sdk"
 	"github.com/breakwater-dev/breakwater/guest-sdk/retry"
 )
 
@@ -11,16 +11,16 @@ func init() {
 
 // decide retries up to three times, 100 ms more each time, unless the target
 // rejected the message itself (a 4xx status other than 408 and 429).
-func decide(in *sdk.Input) sdk.RetryDecision {
-	if in.Error.Kind == sdk.ErrorStatus && in.Error.Status >= 400 && in.Error.Status < 500 &&
+func decide(in *guest.Input) guest.RetryDecision {
+	if in.Error.Kind == guest.ErrorStatus && in.Error.Status >= 400 && in.Error.Status < 500 &&
 		in.Error.Status != 408 && in.Error.Status != 429 {
-		return sdk.RetryDecision{Retry: false, Reason: "client error"}
+		return guest.RetryDecision{Retry: false, Reason: "client error"}
 	}
 	if in.Attempt >= 3 {
-		sdk.Log(sdk.LevelInfo, "giving up", "route", in.Route, "attempt", in.Attempt)
-		return sdk.RetryDecision{Retry: false, Reason: "three attempts"}
+		guest.Log(guest.LevelInfo, "giving up", "route", in.Route, "attempt", in.Attempt)
+		return guest.RetryDecision{Retry: false, Reason: "three attempts"}
 	}
-	return sdk.RetryDecision{Retry: true, DelayMs: 100 * int64(in.Attempt)}
+	return guest.RetryDecision{Retry: true, DelayMs: 100 * int64(in.Attempt)}
 }
 
 // main is required by package main; a reactor module never runs it.

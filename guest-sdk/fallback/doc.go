@@ -7,11 +7,11 @@
 // the cached value, serve a stub, dead-letter the message, or fail.
 //
 //	func init() {
-//		fallback.Handle(func(in *sdk.Input) sdk.FallbackDecision {
+//		fallback.Handle(func(in *guest.Input) guest.FallbackDecision {
 //			if in.CacheAvailable {
-//				return sdk.FallbackDecision{Action: sdk.FallbackCache}
+//				return guest.FallbackDecision{Action: guest.FallbackCache}
 //			}
-//			return sdk.FallbackDecision{Action: sdk.FallbackDeadLetter}
+//			return guest.FallbackDecision{Action: guest.FallbackDeadLetter}
 //		})
 //	}
 package fallback

@@ -3,7 +3,7 @@ package fallback
 import (
 	"fmt"
 
-	sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+	"github.com/breakwater-dev/breakwater/guest-sdk"
 )
 
 // Func is a fallback policy: it receives the input of one call and returns
@@ -18,7 +18,7 @@ import (
 // replace an instance at any time. A Func that panics makes the call trap;
 // the host counts the trap as a breach and applies the route's native policy
 // instead.
-type Func func(in *sdk.Input) sdk.FallbackDecision
+type Func func(in *guest.Input) guest.FallbackDecision
 
 var handler Func
 
@@ -43,7 +43,7 @@ func Handle(f Func) {
 // Call panics if the handler returns an action that is not one of the ABI v1
 // actions (see abi.FallbackAction.Valid), rather than hand the host an output
 // it would reject.
-func Call(in *sdk.Input) sdk.FallbackDecision {
+func Call(in *guest.Input) guest.FallbackDecision {
 	if handler == nil {
 		panic("bw_fallback: no handler registered: call fallback.Handle from an init function")
 	}

@@ -10,13 +10,13 @@
 //	package main
 //
 //	import (
-//		sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+//		"github.com/breakwater-dev/breakwater/guest-sdk"
 //		"github.com/breakwater-dev/breakwater/guest-sdk/retry"
 //	)
 //
 //	func init() {
-//		retry.Handle(func(in *sdk.Input) sdk.RetryDecision {
-//			return sdk.RetryDecision{Retry: in.Attempt < 3, DelayMs: 100}
+//		retry.Handle(func(in *guest.Input) guest.RetryDecision {
+//			return guest.RetryDecision{Retry: in.Attempt < 3, DelayMs: 100}
 //		})
 //	}
 //

@@ -1,6 +1,6 @@
 package retry
 
-import sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+import "github.com/breakwater-dev/breakwater/guest-sdk"
 
 // Func is a retry policy: it receives the input of one call and returns
 // the decision: retry or not, and after what delay.
@@ -14,7 +14,7 @@ import sdk "github.com/breakwater-dev/breakwater/guest-sdk"
 // replace an instance at any time. A Func that panics makes the call trap;
 // the host counts the trap as a breach and applies the route's native policy
 // instead.
-type Func func(in *sdk.Input) sdk.RetryDecision
+type Func func(in *guest.Input) guest.RetryDecision
 
 var handler Func
 
@@ -35,7 +35,7 @@ func Handle(f Func) {
 // Call runs the registered handler on in, exactly as the bw_retry export does
 // once the input is decoded. Use it to unit-test a policy natively, without a
 // wasm runtime. It panics if no handler is registered.
-func Call(in *sdk.Input) sdk.RetryDecision {
+func Call(in *guest.Input) guest.RetryDecision {
 	if handler == nil {
 		panic("bw_retry: no handler registered: call retry.Handle from an init function")
 	}

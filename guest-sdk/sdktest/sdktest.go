@@ -1,384 +1,471 @@
 package sdktest
 
 import (
+	"bufio"
+	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"time"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
 )
 
-// The export names of ABI v1.
+// RuntimeEnv is the environment variable naming the runtime binary when
+// Options.Runtime is empty.
+const RuntimeEnv = "BREAKWATER_RUNTIME"
+
+// RuntimePackage is the runtime's command, built when neither
+// Options.Runtime nor RuntimeEnv names a binary.
+const RuntimePackage = "github.com/breakwater-dev/breakwater/cmd/runtime"
+
+// DefaultCallTimeout bounds a call whose context has no deadline (the first
+// call of a kind includes starting the runtime and compiling the module).
+const DefaultCallTimeout = 2 * time.Minute
+
+// Options configure a Module. The zero value runs the module under the
+// runtime's default limits (config modules.limits).
+type Options struct {
+	// Runtime is the path of the runtime binary; "" means the environment
+	// variable BREAKWATER_RUNTIME, else a build of RuntimePackage (see the
+	// package documentation).
+	Runtime string
+	// Config is the route's configuration of the module (JSON), handed to
+	// every call whose Input.Config is empty. A config travels to the
+	// runtime as a JSON value, and reaches the module compacted (no
+	// insignificant white space).
+	Config []byte
+	// Fuel is the instruction budget of one call; 0 means the runtime's
+	// default.
+	Fuel int64
+	// WallTime is the wall-clock limit of one call; 0 means the runtime's
+	// default.
+	WallTime time.Duration
+	// MemoryPages caps the module's memory in 64 KiB pages; 0 means the
+	// runtime's default.
+	MemoryPages uint32
+}
+
+// Stats measure one call, as the engine reported it.
+type Stats struct {
+	// Fuel is the fuel the call was charged.
+	Fuel int64
+	// WallTime is how long the call took in the engine.
+	WallTime time.Duration
+	// MemoryPages is the module's memory after the call, in 64 KiB pages.
+	MemoryPages uint32
+	// Logs are what the module logged during the call (guest.Log), one
+	// "LEVEL message" line each.
+	Logs []string
+}
+
+// BreachKind says which limit or rule of the engine a call broke.
+type BreachKind string
+
+// The breach kinds of the engine.
 const (
-	ExportABIVersion = "bw_abi_version"
-	ExportAlloc      = "bw_alloc"
-	ExportRetry      = "bw_retry"
-	ExportFallback   = "bw_fallback"
-	ExportStub       = "bw_stub"
-	ExportClassify   = "bw_classify"
-	ExportInitialize = "_initialize"
+	BreachFuel           BreachKind = "fuel"             // the call used up its fuel
+	BreachDeadline       BreachKind = "deadline"         // the call ran past its wall time
+	BreachMemory         BreachKind = "memory"           // the module's memory grew past its limit
+	BreachTrap           BreachKind = "trap"             // the module trapped (a Go guest's panic, for one)
+	BreachBadOutput      BreachKind = "bad_output"       // the output record could not be decoded
+	BreachOutputTooLarge BreachKind = "output_too_large" // the output record is over the limit
+	BreachABI            BreachKind = "abi"              // the module broke the ABI (a kind it does not export, say)
 )
 
-// kindExports maps the kind names Kinds reports to their exports.
-var kindExports = []struct{ kind, export string }{
-	{"classify", ExportClassify},
-	{"fallback", ExportFallback},
-	{"retry", ExportRetry},
-	{"stub", ExportStub},
+// BreachError is a call the engine reported as a breach: the runtime would
+// have applied the route's native policy instead.
+type BreachError struct {
+	Kind BreachKind
+	// Function is the guest function running when a trap hit ("" when
+	// unknown).
+	Function string
+	// Message is the engine's error message.
+	Message string
 }
 
-// DefaultMaxOutput is the output size limit used when Options.MaxOutput is
-// zero.
-const DefaultMaxOutput = 1 << 20
-
-// DefaultMaxCaptured is how many bytes of a module's standard output and
-// error Module.Output keeps (the rest is counted and dropped).
-const DefaultMaxCaptured = 64 << 10
-
-// Options configure a Runtime. The zero value is usable.
-type Options struct {
-	// Rand is the source of the guest's random_get; nil means crypto/rand.
-	// Pass a deterministic reader for reproducible jitter.
-	Rand io.Reader
-	// MaxOutput is the largest output record accepted, in bytes; zero means
-	// DefaultMaxOutput.
-	MaxOutput int
-	// MemoryLimitPages caps each instance's memory in 64 KiB pages; zero
-	// means wazero's default (4 GiB).
-	MemoryLimitPages uint32
-	// Interpreter selects wazero's interpreter instead of its compiler:
-	// slower calls, much faster loading.
-	Interpreter bool
+func (e *BreachError) Error() string {
+	return "sdktest: " + e.Message
 }
 
-// LogEntry is one call of bw_host.log.
-type LogEntry struct {
-	Level   int32  // log/slog levels: -4 debug, 0 info, 4 warn, 8 error
-	Message string // the message bytes, as sent
+// Module is a built policy module, run by the runtime's `module run`
+// command. Its methods are safe for concurrent use.
+type Module struct {
+	path    string
+	runtime string
+	opts    Options
+	exports []string
+
+	mu      sync.Mutex
+	runners map[string]*runner
+	closed  bool
 }
 
-// Runtime compiles modules (once per distinct binary) and instantiates them.
-type Runtime struct {
-	opts Options
-	rt   wazero.Runtime
-
-	mu       sync.Mutex
-	compiled map[[32]byte]wazero.CompiledModule
-
-	// instances maps each instance (api.Module) to its Module, for the
-	// bw_host functions, which are told which instance calls them.
-	instances sync.Map
-}
-
-// NewRuntime makes a wazero runtime with WASI preview 1 and the bw_host
-// module instantiated.
-func NewRuntime(ctx context.Context, opts Options) (*Runtime, error) {
-	if opts.MaxOutput <= 0 {
-		opts.MaxOutput = DefaultMaxOutput
-	}
-	if opts.Rand == nil {
-		opts.Rand = rand.Reader
-	}
-	cfg := wazero.NewRuntimeConfigCompiler()
-	if opts.Interpreter {
-		cfg = wazero.NewRuntimeConfigInterpreter()
-	}
-	if opts.MemoryLimitPages > 0 {
-		cfg = cfg.WithMemoryLimitPages(opts.MemoryLimitPages)
-	}
-	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
-	r := &Runtime{opts: opts, rt: rt, compiled: make(map[[32]byte]wazero.CompiledModule)}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		rt.Close(ctx)
-		return nil, fmt.Errorf("sdktest: instantiating WASI: %w", err)
-	}
-	_, err := rt.NewHostModuleBuilder("bw_host").
-		NewFunctionBuilder().
-		WithFunc(func(ctx context.Context, mod api.Module, level, ptr, size uint32) {
-			v, found := r.instances.Load(mod)
-			if !found {
-				return
-			}
-			m := v.(*Module)
-			msg, ok := mod.Memory().Read(ptr, size)
-			if !ok {
-				m.logs = append(m.logs, LogEntry{Level: int32(level), Message: fmt.Sprintf("<bw_host.log: region [%d, +%d) out of memory>", ptr, size)})
-				return
-			}
-			m.logs = append(m.logs, LogEntry{Level: int32(level), Message: string(msg)})
-		}).
-		WithParameterNames("level", "ptr", "len").
-		Export("log").
-		Instantiate(ctx)
+// Load prepares the module in the file wasmPath: it reads the module's
+// exports, and finds the runtime binary (building it if need be; see the
+// package documentation). The runtime processes start on the first call of
+// each kind; Close stops them.
+func Load(ctx context.Context, wasmPath string, opts Options) (*Module, error) {
+	b, err := os.ReadFile(wasmPath)
 	if err != nil {
-		rt.Close(ctx)
-		return nil, fmt.Errorf("sdktest: instantiating bw_host: %w", err)
+		return nil, fmt.Errorf("sdktest: %w", err)
 	}
-	return r, nil
-}
-
-// Close releases the runtime and every module loaded from it.
-func (r *Runtime) Close(ctx context.Context) error {
-	return r.rt.Close(ctx)
-}
-
-// Load compiles wasm (or reuses an earlier compilation of the same bytes),
-// instantiates it without running _start, and calls _initialize if the
-// module exports it.
-func (r *Runtime) Load(ctx context.Context, wasm []byte) (*Module, error) {
-	cm, err := r.compile(ctx, wasm)
+	exports, err := wasmExports(b)
+	if err != nil {
+		return nil, fmt.Errorf("sdktest: %s: %w", wasmPath, err)
+	}
+	rt, err := findRuntime(ctx, opts.Runtime)
 	if err != nil {
 		return nil, err
 	}
-	m := &Module{rt: r, maxOutput: r.opts.MaxOutput}
-	m.out.max = DefaultMaxCaptured
-	cfg := wazero.NewModuleConfig().
-		WithName("").
-		WithStartFunctions(). // a reactor: _initialize is called below
-		WithStdout(&m.out).
-		WithStderr(&m.out).
-		WithRandSource(r.opts.Rand).
-		WithSysWalltime().
-		WithSysNanotime()
-	mod, err := r.rt.InstantiateModule(ctx, cm, cfg)
+	abs, err := filepath.Abs(wasmPath)
 	if err != nil {
-		return nil, fmt.Errorf("sdktest: instantiating module: %w", err)
+		return nil, fmt.Errorf("sdktest: %w", err)
 	}
-	m.mod = mod
-	r.instances.Store(mod, m)
-	if init := mod.ExportedFunction(ExportInitialize); init != nil {
-		if _, err := init.Call(ctx); err != nil {
-			m.Close(ctx)
-			return nil, fmt.Errorf("sdktest: %s: %w (output: %q)", ExportInitialize, err, m.Output())
-		}
-	}
-	m.alloc = mod.ExportedFunction(ExportAlloc)
-	if m.alloc == nil {
-		m.Close(ctx)
-		return nil, fmt.Errorf("sdktest: module does not export %s", ExportAlloc)
-	}
-	if mod.Memory() == nil {
-		m.Close(ctx)
-		return nil, errors.New("sdktest: module does not export its memory")
-	}
-	return m, nil
+	return &Module{path: abs, runtime: rt, opts: opts, exports: exports, runners: make(map[string]*runner)}, nil
 }
 
-func (r *Runtime) compile(ctx context.Context, wasm []byte) (wazero.CompiledModule, error) {
-	sum := sha256.Sum256(wasm)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if cm, ok := r.compiled[sum]; ok {
-		return cm, nil
-	}
-	cm, err := r.rt.CompileModule(ctx, wasm)
-	if err != nil {
-		return nil, fmt.Errorf("sdktest: compiling module: %w", err)
-	}
-	r.compiled[sum] = cm
-	return cm, nil
-}
+// Path returns the absolute path of the module's file.
+func (m *Module) Path() string { return m.path }
 
-// Module is one instance of a policy module.
-type Module struct {
-	rt        *Runtime
-	mod       api.Module
-	alloc     api.Function
-	maxOutput int
-	logs      []LogEntry
-	out       capped
-	in        []byte    // reusable encoding buffer
-	stack     [2]uint64 // reusable call stack
-	// funcs caches the exported functions: wazero makes a new call engine
-	// (and stack) for every ExportedFunction call.
-	funcs map[string]api.Function
-}
+// Runtime returns the path of the runtime binary that runs the module.
+func (m *Module) Runtime() string { return m.runtime }
 
-// Close releases the instance.
-func (m *Module) Close(ctx context.Context) error {
-	m.rt.instances.Delete(m.mod)
-	return m.mod.Close(ctx)
-}
-
-// ABIVersion calls bw_abi_version.
-func (m *Module) ABIVersion(ctx context.Context) (uint32, error) {
-	f := m.mod.ExportedFunction(ExportABIVersion)
-	if f == nil {
-		return 0, fmt.Errorf("sdktest: module does not export %s", ExportABIVersion)
-	}
-	res, err := f.Call(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("sdktest: %s: %w", ExportABIVersion, err)
-	}
-	return uint32(res[0]), nil
-}
+// Exports returns the names of the functions the module exports, sorted.
+func (m *Module) Exports() []string { return slices.Clone(m.exports) }
 
 // Kinds returns the policy kinds the module exports, sorted: any of
 // "classify", "fallback", "retry", "stub".
 func (m *Module) Kinds() []string {
 	var kinds []string
-	for _, k := range kindExports {
-		if m.mod.ExportedFunction(k.export) != nil {
-			kinds = append(kinds, k.kind)
+	for _, k := range []string{"classify", "fallback", "retry", "stub"} {
+		if slices.Contains(m.exports, "bw_"+k) {
+			kinds = append(kinds, k)
 		}
 	}
 	return kinds
 }
 
-// Exports returns the names of all the module's exported functions, sorted.
-func (m *Module) Exports() []string {
-	var names []string
-	for name := range m.mod.ExportedFunctionDefinitions() {
-		names = append(names, name)
+// Close stops the module's runtime processes. Calls after Close fail.
+func (m *Module) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	var errs []error
+	for _, r := range m.runners {
+		errs = append(errs, r.close())
 	}
-	slices.Sort(names)
-	return names
+	clear(m.runners)
+	return errors.Join(errs...)
 }
 
-// Logs returns the messages the module sent to bw_host.log so far.
-func (m *Module) Logs() []LogEntry { return m.logs }
-
-// Output returns what the module wrote to standard output and error so far
-// (at most DefaultMaxCaptured bytes).
-func (m *Module) Output() string { return m.out.String() }
-
-// Retry calls bw_retry with in and decodes the RetryDecision.
-func (m *Module) Retry(ctx context.Context, in *abi.Input) (abi.RetryDecision, error) {
+// Retry makes one retry decision (bw_retry).
+func (m *Module) Retry(ctx context.Context, in *abi.Input) (abi.RetryDecision, Stats, error) {
 	var d abi.RetryDecision
-	out, err := m.call(ctx, ExportRetry, in)
-	if err == nil {
-		err = d.UnmarshalABI(out)
-	}
-	if err != nil {
-		return d, fmt.Errorf("sdktest: %s: %w", ExportRetry, err)
-	}
-	return d, nil
+	st, err := m.Call(ctx, "retry", in, &d)
+	return d, st, err
 }
 
-// Fallback calls bw_fallback with in and decodes the FallbackDecision.
-func (m *Module) Fallback(ctx context.Context, in *abi.Input) (abi.FallbackDecision, error) {
+// Fallback makes one fallback decision (bw_fallback).
+func (m *Module) Fallback(ctx context.Context, in *abi.Input) (abi.FallbackDecision, Stats, error) {
 	var d abi.FallbackDecision
-	out, err := m.call(ctx, ExportFallback, in)
-	if err == nil {
-		err = d.UnmarshalABI(out)
-	}
-	if err != nil {
-		return d, fmt.Errorf("sdktest: %s: %w", ExportFallback, err)
-	}
-	return d, nil
+	st, err := m.Call(ctx, "fallback", in, &d)
+	return d, st, err
 }
 
-// Stub calls bw_stub with in and decodes the Stub.
-func (m *Module) Stub(ctx context.Context, in *abi.Input) (abi.Stub, error) {
+// Stub makes one stub (bw_stub).
+func (m *Module) Stub(ctx context.Context, in *abi.Input) (abi.Stub, Stats, error) {
 	var s abi.Stub
-	out, err := m.call(ctx, ExportStub, in)
-	if err == nil {
-		err = s.UnmarshalABI(out)
-	}
-	if err != nil {
-		return s, fmt.Errorf("sdktest: %s: %w", ExportStub, err)
-	}
-	return s, nil
+	st, err := m.Call(ctx, "stub", in, &s)
+	return s, st, err
 }
 
-// Classify calls bw_classify with in and decodes the ClassifyDecision.
-func (m *Module) Classify(ctx context.Context, in *abi.Input) (abi.ClassifyDecision, error) {
+// Classify makes one classify decision (bw_classify).
+func (m *Module) Classify(ctx context.Context, in *abi.Input) (abi.ClassifyDecision, Stats, error) {
 	var d abi.ClassifyDecision
-	out, err := m.call(ctx, ExportClassify, in)
-	if err == nil {
-		err = d.UnmarshalABI(out)
-	}
-	if err != nil {
-		return d, fmt.Errorf("sdktest: %s: %w", ExportClassify, err)
-	}
-	return d, nil
+	st, err := m.Call(ctx, "classify", in, &d)
+	return d, st, err
 }
 
-func (m *Module) call(ctx context.Context, export string, in *abi.Input) ([]byte, error) {
-	m.in = in.MarshalABI(m.in[:0])
-	return m.CallRaw(ctx, export, m.in)
-}
-
-// CallRaw runs the calling sequence of ABI v1 with an already encoded input
-// (which need not be valid: use it to test how a module treats bad input):
-// bw_alloc(len), write input at the returned address, call export(ptr, len),
-// and return the output region. The returned slice is a view of the guest's
-// memory, valid until the next call into the module.
+// Call runs one call of kind ("retry", "fallback", "stub" or "classify")
+// with in, and decodes the decision (JSON) into out, a pointer to the
+// kind's abi record. Retry, Fallback, Stub and Classify are the typed forms.
 //
-// An error means the call did not produce an output: a trap (which includes
-// a Go guest's panic, reported as an exit), an output region outside memory,
-// or an output larger than the limit. After a trap the instance is unusable.
-func (m *Module) CallRaw(ctx context.Context, export string, input []byte) ([]byte, error) {
-	f, ok := m.funcs[export]
-	if !ok {
-		f = m.mod.ExportedFunction(export)
-		if f == nil {
-			return nil, fmt.Errorf("module does not export %s", export)
+// The call is bounded by ctx (by DefaultCallTimeout when ctx has no
+// deadline): when ctx ends first, or the runtime process dies, the process
+// is stopped and the next call of the kind starts a new one.
+func (m *Module) Call(ctx context.Context, kind string, in *abi.Input, out any) (Stats, error) {
+	if in == nil {
+		return Stats{}, errors.New("sdktest: nil Input")
+	}
+	switch kind {
+	case "retry", "fallback", "stub", "classify":
+	default:
+		return Stats{}, fmt.Errorf("sdktest: unknown policy kind %q", kind)
+	}
+	if !slices.Contains(m.exports, "bw_"+kind) {
+		// What the engine would answer, without starting a process.
+		return Stats{}, &BreachError{Kind: BreachABI, Message: fmt.Sprintf("%s: abi breach: the module does not export bw_%s", m.path, kind)}
+	}
+	if len(in.Config) == 0 && len(m.opts.Config) > 0 {
+		c := *in
+		c.Config = m.opts.Config
+		in = &c
+	}
+	line, err := json.Marshal(in)
+	if err != nil {
+		return Stats{}, fmt.Errorf("sdktest: encoding the input: %w", err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultCallTimeout)
+		defer cancel()
+	}
+	r, err := m.runner(kind)
+	if err != nil {
+		return Stats{}, err
+	}
+	res, err := r.call(ctx, append(line, '\n'))
+	if err != nil {
+		m.drop(kind, r)
+		return Stats{}, err
+	}
+	st := Stats{Fuel: res.Fuel, WallTime: time.Duration(res.WallTimeNs), MemoryPages: res.MemoryPages, Logs: res.Logs}
+	if res.Error != "" {
+		if res.Breach != "" {
+			return st, &BreachError{Kind: BreachKind(res.Breach), Function: res.Function, Message: res.Error}
 		}
-		if m.funcs == nil {
-			m.funcs = make(map[string]api.Function)
-		}
-		m.funcs[export] = f
+		return st, fmt.Errorf("sdktest: %s", res.Error)
 	}
-	stack := m.stack[:]
-	stack[0] = uint64(uint32(len(input)))
-	if err := m.alloc.CallWithStack(ctx, stack); err != nil {
-		return nil, fmt.Errorf("%s(%d) trapped: %w%s", ExportAlloc, len(input), err, m.outputNote())
+	if len(res.Decision) == 0 || string(res.Decision) == "null" {
+		return st, fmt.Errorf("sdktest: runtime module run answered neither a decision nor an error: %s", res.raw)
 	}
-	ptr := uint32(stack[0])
-	if !m.mod.Memory().Write(ptr, input) {
-		return nil, fmt.Errorf("%s returned %#x: no room for %d bytes there", ExportAlloc, ptr, len(input))
+	if err := json.Unmarshal(res.Decision, out); err != nil {
+		return st, fmt.Errorf("sdktest: decoding the %s decision %s: %w", kind, res.Decision, err)
 	}
-	stack[0], stack[1] = uint64(ptr), uint64(uint32(len(input)))
-	if err := f.CallWithStack(ctx, stack); err != nil {
-		return nil, fmt.Errorf("trapped: %w%s", err, m.outputNote())
-	}
-	outPtr, outLen := uint32(stack[0]>>32), uint32(stack[0])
-	if int(outLen) > m.maxOutput {
-		return nil, fmt.Errorf("output of %d bytes exceeds the limit of %d", outLen, m.maxOutput)
-	}
-	out, ok := m.mod.Memory().Read(outPtr, outLen)
-	if !ok {
-		return nil, fmt.Errorf("output region [%#x, +%d) is outside memory", outPtr, outLen)
-	}
-	return out, nil
+	return st, nil
 }
 
-func (m *Module) outputNote() string {
-	if s := m.Output(); s != "" {
-		return " (module output: " + strings.TrimSpace(s) + ")"
+// runner returns the process serving kind, starting it if need be.
+func (m *Module) runner(kind string) (*runner, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errors.New("sdktest: module closed")
+	}
+	if r := m.runners[kind]; r != nil {
+		return r, nil
+	}
+	args := []string{"module", "run", m.path, "--kind", kind, "--input", "-", "--json"}
+	if m.opts.Fuel > 0 {
+		args = append(args, "--fuel", strconv.FormatInt(m.opts.Fuel, 10))
+	}
+	if m.opts.WallTime > 0 {
+		args = append(args, "--wall-time", m.opts.WallTime.String())
+	}
+	if m.opts.MemoryPages > 0 {
+		args = append(args, "--memory-pages", strconv.FormatUint(uint64(m.opts.MemoryPages), 10))
+	}
+	r, err := startRunner(m.runtime, args)
+	if err != nil {
+		return nil, err
+	}
+	m.runners[kind] = r
+	return r, nil
+}
+
+// drop stops r after a failed exchange, so that the next call starts anew.
+func (m *Module) drop(kind string, r *runner) {
+	m.mu.Lock()
+	if m.runners[kind] == r {
+		delete(m.runners, kind)
+	}
+	m.mu.Unlock()
+	r.close()
+}
+
+// result is one line of `runtime module run --json`.
+type result struct {
+	Kind        string          `json:"kind"`
+	Decision    json.RawMessage `json:"decision"`
+	Error       string          `json:"error"`
+	Breach      string          `json:"breach"`
+	Function    string          `json:"function"`
+	Fuel        int64           `json:"fuel"`
+	WallTimeNs  int64           `json:"wall_time_ns"`
+	MemoryPages uint32          `json:"memory_pages"`
+	Logs        []string        `json:"logs"`
+	raw         []byte
+}
+
+// runner is one `runtime module run` process: it reads JSON inputs on its
+// standard input and answers one JSON line per input on its output.
+type runner struct {
+	cmdline string
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	lines   chan []byte   // the output lines, read by a goroutine; closed at the end
+	exited  chan struct{} // closed once the output ended and the process exited
+	stderr  *tailBuffer
+	waitErr error // set before exited is closed
+
+	mu        sync.Mutex // serializes calls
+	closeOnce sync.Once
+}
+
+func startRunner(bin string, args []string) (*runner, error) {
+	cmd := exec.Command(bin, args...)
+	r := &runner{cmdline: "runtime " + strings.Join(args, " "), cmd: cmd,
+		lines: make(chan []byte), exited: make(chan struct{}), stderr: &tailBuffer{max: 16 << 10}}
+	cmd.Stderr = r.stderr
+	cmd.WaitDelay = 5 * time.Second
+	var err error
+	if r.stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, fmt.Errorf("sdktest: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("sdktest: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("sdktest: starting %s: %w", bin, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
+		for sc.Scan() {
+			r.lines <- bytes.Clone(sc.Bytes())
+		}
+		close(r.lines)
+		// Drain what is left so that Wait can return.
+		_, _ = io.Copy(io.Discard, stdout)
+		r.waitErr = cmd.Wait()
+		close(r.exited)
+	}()
+	return r, nil
+}
+
+func (r *runner) call(ctx context.Context, line []byte) (*result, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-r.exited:
+		return nil, r.exitError()
+	default:
+	}
+	werr := make(chan error, 1)
+	go func() { _, err := r.stdin.Write(line); werr <- err }()
+	for {
+		select {
+		case err := <-werr:
+			if err != nil {
+				r.kill()
+				<-r.exited
+				return nil, r.exitError()
+			}
+			werr = nil
+		case out, ok := <-r.lines:
+			if !ok {
+				select {
+				case <-r.exited:
+					return nil, r.exitError()
+				case <-ctx.Done():
+					r.kill()
+					return nil, fmt.Errorf("sdktest: %s: closed its output: %w%s", r.cmdline, context.Cause(ctx), r.stderrNote())
+				}
+			}
+			// Skip whatever is not a JSON object (the runtime writes its
+			// own messages to standard error, but be lenient).
+			trimmed := bytes.TrimSpace(out)
+			if len(trimmed) == 0 || trimmed[0] != '{' {
+				continue
+			}
+			var res result
+			if err := json.Unmarshal(trimmed, &res); err != nil {
+				r.kill()
+				return nil, fmt.Errorf("sdktest: %s: unreadable answer %q: %w", r.cmdline, trimmed, err)
+			}
+			res.raw = trimmed
+			return &res, nil
+		case <-r.exited:
+			return nil, r.exitError()
+		case <-ctx.Done():
+			r.kill()
+			return nil, fmt.Errorf("sdktest: %s: no answer: %w%s", r.cmdline, context.Cause(ctx), r.stderrNote())
+		}
+	}
+}
+
+func (r *runner) exitError() error {
+	return fmt.Errorf("sdktest: %s: the process ended (%v) without answering%s", r.cmdline, r.waitErr, r.stderrNote())
+}
+
+func (r *runner) stderrNote() string {
+	if s := strings.TrimSpace(r.stderr.String()); s != "" {
+		return "; its standard error:\n" + s
 	}
 	return ""
 }
 
-// capped is an io.Writer keeping the first max bytes written to it.
-type capped struct {
-	buf     []byte
-	max     int
-	dropped int
+func (r *runner) kill() {
+	if r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+	}
 }
 
-func (c *capped) Write(p []byte) (int, error) {
-	room := max(c.max-len(c.buf), 0)
-	n := min(room, len(p))
-	c.buf = append(c.buf, p[:n]...)
-	c.dropped += len(p) - n
+// close ends the process: it closes its input (the process then exits),
+// and kills it if it has not exited within a few seconds.
+func (r *runner) close() error {
+	var err error
+	r.closeOnce.Do(func() {
+		_ = r.stdin.Close()
+		// Unblock the reader goroutine should an answer be pending.
+		go func() {
+			for range r.lines {
+			}
+		}()
+		select {
+		case <-r.exited:
+		case <-time.After(5 * time.Second):
+			r.kill()
+			<-r.exited
+		}
+		var ee *exec.ExitError
+		if r.waitErr != nil && !errors.As(r.waitErr, &ee) {
+			err = r.waitErr
+		}
+	})
+	return err
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = t.buf[over:]
+	}
 	return len(p), nil
 }
 
-func (c *capped) String() string {
-	if c.dropped > 0 {
-		return fmt.Sprintf("%s… (%d bytes dropped)", c.buf, c.dropped)
-	}
-	return string(c.buf)
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
 }

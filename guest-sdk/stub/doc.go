@@ -5,8 +5,8 @@
 // and headers returned stand in for the target's response.
 //
 //	func init() {
-//		stub.Handle(func(in *sdk.Input) sdk.Stub {
-//			return sdk.Stub{
+//		stub.Handle(func(in *guest.Input) guest.Stub {
+//			return guest.Stub{
 //				Payload: []byte(`{"status":"temporarily unavailable"}`),
 //				Headers: map[string]string{"Content-Type": "application/json", "X-Stub": "true"},
 //			}

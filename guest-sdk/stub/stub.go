@@ -1,6 +1,6 @@
 package stub
 
-import sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+import "github.com/breakwater-dev/breakwater/guest-sdk"
 
 // Func is a stub generator: it receives the input of one call and returns
 // the stub response served in place of the target's.
@@ -14,7 +14,7 @@ import sdk "github.com/breakwater-dev/breakwater/guest-sdk"
 // replace an instance at any time. A Func that panics makes the call trap;
 // the host counts the trap as a breach and applies the route's native policy
 // instead.
-type Func func(in *sdk.Input) sdk.Stub
+type Func func(in *guest.Input) guest.Stub
 
 var handler Func
 
@@ -35,7 +35,7 @@ func Handle(f Func) {
 // Call runs the registered handler on in, exactly as the bw_stub export does
 // once the input is decoded. Use it to unit-test a policy natively, without a
 // wasm runtime. It panics if no handler is registered.
-func Call(in *sdk.Input) sdk.Stub {
+func Call(in *guest.Input) guest.Stub {
 	if handler == nil {
 		panic("bw_stub: no handler registered: call stub.Handle from an init function")
 	}

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+	"github.com/breakwater-dev/breakwater/guest-sdk"
 )
 
 // mustPanic runs f and returns its panic message, failing if it does not
@@ -25,19 +25,19 @@ func mustPanic(t *testing.T, f func()) (msg string) {
 func TestHandle(t *testing.T) {
 	t.Cleanup(func() { handler = nil })
 	handler = nil
-	if msg := mustPanic(t, func() { Call(&sdk.Input{Route: "r"}) }); !strings.Contains(msg, "no handler registered") {
+	if msg := mustPanic(t, func() { Call(&guest.Input{Route: "r"}) }); !strings.Contains(msg, "no handler registered") {
 		t.Errorf("Call without a handler: panic %q", msg)
 	}
 	if msg := mustPanic(t, func() { Handle(nil) }); !strings.Contains(msg, "nil handler") {
 		t.Errorf("Handle(nil): panic %q", msg)
 	}
-	var seen *sdk.Input
-	Handle(func(in *sdk.Input) sdk.Stub { seen = in; return sdk.Stub{Payload: []byte("p")} })
-	in := &sdk.Input{Route: "r"}
+	var seen *guest.Input
+	Handle(func(in *guest.Input) guest.Stub { seen = in; return guest.Stub{Payload: []byte("p")} })
+	in := &guest.Input{Route: "r"}
 	if got := Call(in); !(string(got.Payload) == "p") || seen != in {
 		t.Errorf("Call = %+v (handler saw %p, want %p)", got, seen, in)
 	}
-	if msg := mustPanic(t, func() { Handle(func(*sdk.Input) sdk.Stub { return sdk.Stub{} }) }); !strings.Contains(msg, "already registered") {
+	if msg := mustPanic(t, func() { Handle(func(*guest.Input) guest.Stub { return guest.Stub{} }) }); !strings.Contains(msg, "already registered") {
 		t.Errorf("second Handle: panic %q", msg)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -151,6 +152,7 @@ func (e *Engine) hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	if cs, _ := ctx.Value(callStateKey{}).(*callState); cs != nil {
 		attrs = append(attrs, slog.String("route", cs.route), slog.String("message_id", cs.messageID))
+		cs.keepLog(slog.Level(level), msg)
 	}
 	lv := slog.Level(level)
 	if ctx.Value(warmUpKey{}) != nil {
@@ -174,16 +176,19 @@ func moduleOf(instance string) string {
 // newModuleConfig is the sandbox of one instance: no files, env or args;
 // real clocks; sleeps bounded by the call's deadline; crypto random; stdio
 // to the capped writer.
-func newModuleConfig(name string, stdio *stdioWriter, sl *sleeper) wazero.ModuleConfig {
-	return wazero.NewModuleConfig().
+func newModuleConfig(name string, stdio *stdioWriter, sl *sleeper, deterministic bool) wazero.ModuleConfig {
+	c := wazero.NewModuleConfig().
 		WithName(name).
 		WithStartFunctions(). // _initialize is called under limits, below
-		WithSysWalltime().
-		WithSysNanotime().
 		WithNanosleep(sl.nanosleep).
-		WithRandSource(rand.Reader).
 		WithStdout(stdio).
 		WithStderr(stdio)
+	if deterministic {
+		// wazero's default clocks are fake and start at the same time in
+		// every instance; the random numbers are seeded alike.
+		return c.WithRandSource(mathrand.NewChaCha8([32]byte{'b', 'r', 'e', 'a', 'k', 'w', 'a', 't', 'e', 'r'}))
+	}
+	return c.WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
 }
 
 // sleeper is an instance's nanosleep, the clock of WASI poll_oneoff (a Go

@@ -188,6 +188,15 @@ func check(cm wazero.CompiledModule, info *Info, unmetered bool) error {
 		return &ValidationError{Rule: "missing_export", Detail: "the module does not export its memory as \"memory\""}
 	}
 	exports := cm.ExportedFunctions()
+	if _, command := exports["_start"]; command {
+		if _, reactor := exports["_initialize"]; !reactor {
+			// A Go guest built without -buildmode=c-shared is a command: its
+			// _start runs main and exits, after which no export can be
+			// called. Say so before the missing exports confuse anyone.
+			return &ValidationError{Rule: "not_reactor", Detail: "the module is a WASI command (it exports _start, not _initialize): a policy module must be a reactor. " +
+				"A Go module is built with -buildmode=c-shared: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o policy.wasm ."}
+		}
+	}
 	need := []struct {
 		name           string
 		params, result []api.ValueType

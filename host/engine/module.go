@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,18 +29,27 @@ type LoadSpec struct {
 	// Unmetered skips fuel instrumentation: no fuel or wall-time limit.
 	// Only for measuring the metering's cost; never for uploaded modules.
 	Unmetered bool
+	// Deterministic runs every call on a fresh instance, warmed up the same
+	// way, with fake clocks and seeded random numbers, so that a call's
+	// fuel depends on its input alone. A pooled instance's fuel varies by a
+	// few percent with the garbage collections earlier calls left due.
+	// It costs an instantiation per call: for runtime module run and
+	// replay, not for serving.
+	Deterministic bool
 }
 
 // Module is a loaded module version: compiled once, with a pool of warm
 // instances. Safe for concurrent use.
 type Module struct {
-	e         *Engine
-	unmetered bool
-	name      string
-	version   string
-	info      *Info
-	limits    Limits
-	compiled  wazero.CompiledModule
+	e             *Engine
+	unmetered     bool
+	deterministic bool
+	sha256        string
+	name          string
+	version       string
+	info          *Info
+	limits        Limits
+	compiled      wazero.CompiledModule
 
 	pool    chan *instance
 	tickets chan struct{} // one per instance that may exist
@@ -62,7 +73,40 @@ type instance struct {
 
 type callStateKey struct{}
 
-type callState struct{ route, messageID string }
+// callState is what a call's host functions know of it.
+type callState struct {
+	route, messageID string
+	logs             []string // bw_host.log messages, for CallStats
+	logBytes         int
+}
+
+// maxCallLogBytes caps the log messages a call keeps for CallStats (they
+// are all logged).
+const maxCallLogBytes = 16 << 10
+
+func (cs *callState) keepLog(level slog.Level, msg string) {
+	if cs.logBytes+len(msg) > maxCallLogBytes {
+		return
+	}
+	cs.logBytes += len(msg)
+	cs.logs = append(cs.logs, level.String()+" "+msg)
+}
+
+// CallStats measure one call (Module.Run).
+type CallStats struct {
+	// Fuel is the fuel the call was charged (0 when unmetered).
+	Fuel int64
+	// WallTime is the call's duration, from taking an instance to
+	// reading its output.
+	WallTime time.Duration
+	// MemoryPages is the instance's memory size after the call, in
+	// 64 KiB pages (0 when the call failed before it ran).
+	MemoryPages uint32
+	// Logs are the messages the guest logged with bw_host.log
+	// ("LEVEL message"), Output the lines it wrote to stdout and stderr;
+	// both capped (every one is logged).
+	Logs, Output []string
+}
 
 // Load validates, instruments and compiles a module, and starts its first
 // instance (so a module that cannot start fails here, not on first use).
@@ -72,7 +116,8 @@ func (e *Engine) Load(ctx context.Context, spec LoadSpec) (*Module, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Module{e: e, unmetered: spec.Unmetered, name: spec.Name, version: spec.Version, info: info, limits: lim, compiled: compiled,
+	sum := sha256.Sum256(spec.Wasm)
+	m := &Module{e: e, unmetered: spec.Unmetered, deterministic: spec.Deterministic, name: spec.Name, sha256: hex.EncodeToString(sum[:]), version: spec.Version, info: info, limits: lim, compiled: compiled,
 		pool: make(chan *instance, e.o.PoolSize), tickets: make(chan struct{}, e.o.PoolSize)}
 	for range e.o.PoolSize {
 		m.tickets <- struct{}{}
@@ -92,6 +137,9 @@ func (m *Module) Name() string    { return m.name }
 func (m *Module) Version() string { return m.version }
 func (m *Module) Info() *Info     { return m.info }
 
+// SHA256 is the hex sha256 of the module's bytes as loaded.
+func (m *Module) SHA256() string { return m.sha256 }
+
 // Limits are the module's default call limits.
 func (m *Module) Limits() Limits { return m.limits }
 
@@ -107,7 +155,7 @@ func (m *Module) instantiate(ctx context.Context, warm bool) (*instance, error) 
 	sl := &sleeper{}
 	// The start section, if any, runs now: under the start-up limits.
 	ictx, icall := m.beginInstantiate(ctx, sl, lim.Fuel, deadline)
-	mod, err := m.e.rt.InstantiateModule(ictx, m.compiled, newModuleConfig(name, stdio, sl))
+	mod, err := m.e.rt.InstantiateModule(ictx, m.compiled, newModuleConfig(name, stdio, sl, m.deterministic))
 	if _, err = icall.End(err); err != nil {
 		if mod != nil {
 			mod.Close(ctx)
@@ -215,7 +263,15 @@ func (m *Module) acquire(ctx context.Context) (*instance, error) {
 	}
 }
 
-func (m *Module) release(inst *instance) { m.pool <- inst }
+// release returns inst to the pool; a deterministic module's instances
+// serve one call each.
+func (m *Module) release(inst *instance) {
+	if m.deterministic {
+		m.discard(context.Background(), inst)
+		return
+	}
+	m.pool <- inst
+}
 
 // discard closes a breached instance; a new one is made on demand.
 func (m *Module) discard(ctx context.Context, inst *instance) {
@@ -225,60 +281,75 @@ func (m *Module) discard(ctx context.Context, inst *instance) {
 
 // call runs kind on in under lim and decodes the output with decode. A
 // decoding failure is a bad_output breach, reported like any other.
-func (m *Module) call(ctx context.Context, kind Kind, in *abi.Input, lim Limits, decode func([]byte) error) error {
+func (m *Module) call(ctx context.Context, kind Kind, in *abi.Input, lim Limits, decode func([]byte) error) (CallStats, error) {
 	t0 := time.Now()
-	out, fuel, err := m.callInner(ctx, kind, in, lim)
+	out, st, err := m.callInner(ctx, kind, in, lim)
 	if err == nil {
 		err = m.decode(kind, decode(out))
 	}
+	st.WallTime = time.Since(t0)
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.SetAttributes(attribute.String("breakwater.module", m.name), attribute.String("breakwater.module.version", m.version), attribute.Int64("breakwater.module.fuel", fuel))
+		span.SetAttributes(attribute.String("breakwater.module", m.name), attribute.String("breakwater.module.version", m.version), attribute.Int64("breakwater.module.fuel", st.Fuel))
 		if err != nil {
 			span.SetAttributes(attribute.String("breakwater.module.error", err.Error()))
 		}
 	}
 	if m.e.o.OnCall != nil {
 		var be *BreachError
-		rep := CallReport{Module: m.name, Version: m.version, Kind: string(kind), Duration: time.Since(t0), Fuel: fuel, Err: err}
+		rep := CallReport{Module: m.name, Version: m.version, Kind: string(kind), Duration: st.WallTime, Fuel: st.Fuel, Err: err}
 		if errors.As(err, &be) {
 			rep.Breach = be.Kind
 		}
 		m.e.o.OnCall(rep)
 	}
-	return err
+	return st, err
 }
 
-func (m *Module) callInner(ctx context.Context, kind Kind, in *abi.Input, lim Limits) ([]byte, int64, error) {
+func (m *Module) callInner(ctx context.Context, kind Kind, in *abi.Input, lim Limits) ([]byte, CallStats, error) {
+	var st CallStats
 	if err := m.admit(); err != nil {
-		return nil, 0, err
+		return nil, st, err
 	}
 	defer m.calls.Done()
 	lim = m.limits.merge(lim)
 	inst, err := m.acquire(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, st, err
 	}
 	fn := inst.fns[kind]
 	if fn == nil {
 		m.release(inst)
-		return nil, 0, &BreachError{Kind: BreachABI, Module: m.name, Version: m.version, Export: kind.Export(), Err: fmt.Errorf("the module does not export %s", kind.Export())}
+		return nil, st, &BreachError{Kind: BreachABI, Module: m.name, Version: m.version, Export: kind.Export(), Err: fmt.Errorf("the module does not export %s", kind.Export())}
 	}
-	inst.stdio.reset()
+	inst.stdio.begin(in.Route, in.MessageID)
 	deadline := time.Now().Add(lim.WallTime)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
 	inst.buf = in.MarshalABI(inst.buf[:0])
-	cctx, call, err := m.begin(context.WithValue(ctx, callStateKey{}, &callState{route: in.Route, messageID: in.MessageID}), inst, lim.Fuel, deadline)
+	cs := &callState{route: in.Route, messageID: in.MessageID}
+	cctx, call, err := m.begin(context.WithValue(ctx, callStateKey{}, cs), inst, lim.Fuel, deadline)
 	if err != nil {
 		m.discard(ctx, inst)
-		return nil, 0, err
+		return nil, st, err
 	}
-	breach := func(k BreachKind, err error) ([]byte, int64, error) {
+	done := func(used int64) {
+		st.Fuel = used
+		st.MemoryPages = inst.mem.Size() / 65536
+		st.Logs = cs.logs
+		st.Output, _ = inst.stdio.output()
+	}
+	breach := func(k BreachKind, err error) ([]byte, CallStats, error) {
 		used, _ := call.End(nil)
+		done(used)
+		be := &BreachError{Kind: k, Module: m.name, Version: m.version, Export: kind.Export(), Err: err}
+		if k == BreachTrap {
+			be.Function = guestFunction(err)
+			_, be.Panic = inst.stdio.output()
+		}
 		m.discard(ctx, inst)
 		m.breached()
-		return nil, used, &BreachError{Kind: k, Module: m.name, Version: m.version, Export: kind.Export(), Err: err}
+		return nil, st, be
 	}
 	res, callErr := inst.alloc.Call(cctx, uint64(len(inst.buf)))
 	if callErr == nil {
@@ -292,6 +363,7 @@ func (m *Module) callInner(ctx context.Context, kind Kind, in *abi.Input, lim Li
 	if err != nil {
 		return breach(m.classify(inst, call, lim, err), err)
 	}
+	done(used)
 	packed := res[0]
 	outPtr, outLen := uint32(packed>>32), uint32(packed)
 	if outLen > lim.OutputBytes {
@@ -303,7 +375,7 @@ func (m *Module) callInner(ctx context.Context, kind Kind, in *abi.Input, lim Li
 	}
 	out := append([]byte(nil), b...)
 	m.release(inst)
-	return out, used, nil
+	return out, st, nil
 }
 
 // classify names the breach behind a failed call. A refused memory.grow
@@ -412,11 +484,34 @@ func (m *Module) Close(ctx context.Context) {
 // abi.FallbackDecision, abi.Stub, abi.ClassifyDecision).
 type Output interface{ UnmarshalABI([]byte) error }
 
+// NewOutput is a fresh output record of kind k (nil for an unknown kind).
+func NewOutput(k Kind) Output {
+	switch k {
+	case KindRetry:
+		return &abi.RetryDecision{}
+	case KindFallback:
+		return &abi.FallbackDecision{}
+	case KindStub:
+		return &abi.Stub{}
+	case KindClassify:
+		return &abi.ClassifyDecision{}
+	}
+	return nil
+}
+
 // Call calls kind's export on in under lim (which overrides the module's
 // limits where set; MemoryPages is fixed at load) and decodes its output
 // into out. A failure is a *BreachError, ErrQuarantined or ErrClosed
 // (wrapped); out is then undefined.
 func (m *Module) Call(ctx context.Context, kind Kind, in *abi.Input, lim Limits, out Output) error {
+	_, err := m.call(ctx, kind, in, lim, out.UnmarshalABI)
+	return err
+}
+
+// Run is Call that also measures the call: its fuel, wall time, memory
+// and what the guest logged and printed. The stats are filled as far as
+// the call got, on failure too.
+func (m *Module) Run(ctx context.Context, kind Kind, in *abi.Input, lim Limits, out Output) (CallStats, error) {
 	return m.call(ctx, kind, in, lim, out.UnmarshalABI)
 }
 

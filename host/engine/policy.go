@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
 	"github.com/breakwater-dev/breakwater/host/headers"
@@ -43,18 +44,60 @@ func SampleInputFor(k Kind) *abi.Input {
 	return SampleInput()
 }
 
+// DryRunOptions are what a dry run calls a module with.
+type DryRunOptions struct {
+	// Config is the module's config as a route would give it (JSON): it
+	// is the Input.Config of every dry-run call whose input has none. A
+	// module that requires a config fails a dry run without one.
+	Config []byte
+	// Inputs are the inputs to call each kind on, instead of its sample
+	// input (SampleInputFor). A kind the module does not export is an
+	// error.
+	Inputs map[Kind]*abi.Input
+	// Input, if set, is the input of every kind Inputs does not name.
+	Input *abi.Input
+}
+
+// input is the dry-run input of kind k.
+func (o *DryRunOptions) input(k Kind) (in *abi.Input, sample bool) {
+	if in = o.Inputs[k]; in == nil {
+		in = o.Input
+	}
+	if in == nil {
+		in, sample = SampleInputFor(k), true
+	} else {
+		c := *in
+		in = &c
+	}
+	if len(in.Config) == 0 && len(o.Config) > 0 {
+		in.Config = o.Config
+	}
+	return in, sample
+}
+
 // DryRun validates a module fully: Inspect, then load it and call every
-// kind it exports once on its sample input (SampleInputFor) within lim. A
-// failure is a *ValidationError with Rule "dry_run" (or the rule that failed
-// earlier).
-func (e *Engine) DryRun(ctx context.Context, wasm []byte, lim Limits) (*Info, error) {
+// kind it exports once within lim, on its sample input (SampleInputFor) or
+// the one opts gives, with opts' config. A failure is a *ValidationError
+// with Rule "dry_run" (or the rule that failed earlier). At most one opts
+// is used.
+func (e *Engine) DryRun(ctx context.Context, wasm []byte, lim Limits, opts ...DryRunOptions) (*Info, error) {
+	var o DryRunOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	m, err := e.Load(ctx, LoadSpec{Name: "dry-run", Version: "0", Wasm: wasm, Limits: lim})
 	if err != nil {
 		return nil, err
 	}
+	for _, k := range slices.Sorted(maps.Keys(o.Inputs)) {
+		if !slices.Contains(m.info.Kinds, k) {
+			m.Close(ctx)
+			return nil, fmt.Errorf("dry run: an input is given for kind %s, but the module exports only %s", k, kindList(m.info.Kinds))
+		}
+	}
 	defer m.Close(ctx)
 	for _, k := range m.info.Kinds {
-		in := SampleInputFor(k)
+		in, sample := o.input(k)
 		switch k {
 		case KindRetry:
 			_, err = Decide[abi.RetryDecision](ctx, m, k, in, Limits{})
@@ -75,8 +118,24 @@ func (e *Engine) DryRun(ctx context.Context, wasm []byte, lim Limits) (*Info, er
 			}
 		}
 		if err != nil {
-			return nil, &ValidationError{Rule: "dry_run", Detail: fmt.Sprintf("%s on a sample input failed: %v", k.Export(), err), Err: err}
+			what := "the given input"
+			if sample {
+				what = "a sample input"
+			}
+			if len(in.Config) > 0 {
+				what += " with the given config"
+			}
+			return nil, &ValidationError{Rule: "dry_run", Detail: fmt.Sprintf("%s on %s failed: %v", k.Export(), what, err), Err: err}
 		}
 	}
 	return m.info, nil
+}
+
+// kindList is "retry, stub".
+func kindList(ks []Kind) string {
+	s := make([]string, len(ks))
+	for i, k := range ks {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
 }

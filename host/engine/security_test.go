@@ -288,7 +288,7 @@ func TestSizeCaps(t *testing.T) {
 		detail []string
 	}{
 		{"1M functions", Options{}, manyFunctions(1_000_000), "too_many_functions", []string{"1000000 functions", fmt.Sprint(DefaultMaxFunctions)}},
-		{"functions cap", Options{MaxFunctions: 1000}, goGuest, "too_many_functions", []string{"2182 functions", "1000"}},
+		{"functions cap", Options{MaxFunctions: 1000}, goGuest, "too_many_functions", []string{"2174 functions", "1000"}},
 		{"bytes cap", Options{MaxModuleBytes: 1 << 20}, goGuest, "module_too_large", []string{fmt.Sprint(len(goGuest)), fmt.Sprint(1 << 20)}},
 		{"check time cap", Options{MaxCheckTime: time.Millisecond}, goGuest, "check_timeout", []string{"1ms"}},
 	}

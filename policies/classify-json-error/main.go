@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+	"github.com/breakwater-dev/breakwater/guest-sdk"
 	"github.com/breakwater-dev/breakwater/guest-sdk/classify"
 )
 
@@ -18,7 +18,7 @@ type settings struct {
 	SuccessStatuses []int32 `json:"success_statuses"`
 	BodyErrors      string  `json:"body_errors"`
 
-	bodyVerdict sdk.Verdict // BodyErrors, checked by validate
+	bodyVerdict guest.Verdict // BodyErrors, checked by validate
 }
 
 func (s *settings) validate() error {
@@ -26,12 +26,12 @@ func (s *settings) validate() error {
 		return errors.New("error_field must not be empty")
 	}
 	switch s.BodyErrors {
-	case "", string(sdk.VerdictRetryable):
-		s.bodyVerdict = sdk.VerdictRetryable
-	case string(sdk.VerdictPermanent):
-		s.bodyVerdict = sdk.VerdictPermanent
+	case "", string(guest.VerdictRetryable):
+		s.bodyVerdict = guest.VerdictRetryable
+	case string(guest.VerdictPermanent):
+		s.bodyVerdict = guest.VerdictPermanent
 	default:
-		return fmt.Errorf("body_errors must be %q or %q, not %q", sdk.VerdictRetryable, sdk.VerdictPermanent, s.BodyErrors)
+		return fmt.Errorf("body_errors must be %q or %q, not %q", guest.VerdictRetryable, guest.VerdictPermanent, s.BodyErrors)
 	}
 	for _, st := range s.SuccessStatuses {
 		if st < 100 || st > 999 {
@@ -41,7 +41,7 @@ func (s *settings) validate() error {
 	return nil
 }
 
-var config = sdk.Config[settings]{
+var config = guest.Config[settings]{
 	Defaults: settings{ErrorField: "error"},
 	Validate: (*settings).validate,
 }
@@ -53,26 +53,26 @@ func init() {
 // maxSnippet bounds the part of the error field's value quoted in a reason.
 const maxSnippet = 64
 
-func decide(in *sdk.Input) sdk.ClassifyDecision {
+func decide(in *guest.Input) guest.ClassifyDecision {
 	s := config.MustLoad(in.Config)
 	status := in.ResponseStatus
 	if status != 0 && slices.Contains(s.SuccessStatuses, status) {
-		return sdk.ClassifyDecision{Verdict: sdk.VerdictSuccess, Reason: statusReason(status, " is listed in success_statuses")}
+		return guest.ClassifyDecision{Verdict: guest.VerdictSuccess, Reason: statusReason(status, " is listed in success_statuses")}
 	}
 	if status == 0 || (status >= 200 && status <= 299) {
 		if reason, failed := bodyError(in.ResponseBody, s.ErrorField); failed {
-			return sdk.ClassifyDecision{Verdict: s.bodyVerdict, Reason: reason}
+			return guest.ClassifyDecision{Verdict: s.bodyVerdict, Reason: reason}
 		}
 		if status == 0 {
-			return sdk.ClassifyDecision{Verdict: sdk.VerdictSuccess, Reason: "no status, no error in the body"}
+			return guest.ClassifyDecision{Verdict: guest.VerdictSuccess, Reason: "no status, no error in the body"}
 		}
-		return sdk.ClassifyDecision{Verdict: sdk.VerdictSuccess, Reason: statusReason(status, "")}
+		return guest.ClassifyDecision{Verdict: guest.VerdictSuccess, Reason: statusReason(status, "")}
 	}
 	switch {
 	case status == 408, status == 429, status >= 500 && status <= 599:
-		return sdk.ClassifyDecision{Verdict: sdk.VerdictRetryable, Reason: statusReason(status, "")}
+		return guest.ClassifyDecision{Verdict: guest.VerdictRetryable, Reason: statusReason(status, "")}
 	default:
-		return sdk.ClassifyDecision{Verdict: sdk.VerdictPermanent, Reason: statusReason(status, " is not retryable")}
+		return guest.ClassifyDecision{Verdict: guest.VerdictPermanent, Reason: statusReason(status, " is not retryable")}
 	}
 }
 

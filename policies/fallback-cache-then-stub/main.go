@@ -1,7 +1,7 @@
 package main
 
 import (
-	sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+	"github.com/breakwater-dev/breakwater/guest-sdk"
 	"github.com/breakwater-dev/breakwater/guest-sdk/fallback"
 )
 
@@ -9,21 +9,21 @@ type settings struct {
 	HasStub bool `json:"has_stub"`
 }
 
-var config sdk.Config[settings]
+var config guest.Config[settings]
 
 func init() {
 	fallback.Handle(decide)
 }
 
-func decide(in *sdk.Input) sdk.FallbackDecision {
+func decide(in *guest.Input) guest.FallbackDecision {
 	s := config.MustLoad(in.Config)
 	switch {
 	case in.CacheAvailable:
-		return sdk.FallbackDecision{Action: sdk.FallbackCache, Reason: "a cached value is available"}
+		return guest.FallbackDecision{Action: guest.FallbackCache, Reason: "a cached value is available"}
 	case s.HasStub:
-		return sdk.FallbackDecision{Action: sdk.FallbackStub, Reason: "no cached value; the route has a stub"}
+		return guest.FallbackDecision{Action: guest.FallbackStub, Reason: "no cached value; the route has a stub"}
 	default:
-		return sdk.FallbackDecision{Action: sdk.FallbackDeadLetter, Reason: "no cached value and no stub"}
+		return guest.FallbackDecision{Action: guest.FallbackDeadLetter, Reason: "no cached value and no stub"}
 	}
 }
 

@@ -5,7 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 
-	sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+	"github.com/breakwater-dev/breakwater/guest-sdk"
 	"github.com/breakwater-dev/breakwater/guest-sdk/retry"
 )
 
@@ -28,7 +28,7 @@ func (s *settings) validate() error {
 	return nil
 }
 
-var config = sdk.Config[settings]{
+var config = guest.Config[settings]{
 	Defaults: settings{InitialMs: 100, MaxMs: 10_000, Multiplier: 2},
 	Validate: (*settings).validate,
 }
@@ -37,16 +37,16 @@ func init() {
 	retry.Handle(decide)
 }
 
-func decide(in *sdk.Input) sdk.RetryDecision {
+func decide(in *guest.Input) guest.RetryDecision {
 	s := config.MustLoad(in.Config)
 	if s.MaxAttempts > 0 && in.Attempt >= s.MaxAttempts {
-		return sdk.RetryDecision{Retry: false, Reason: "max_attempts of the policy reached"}
+		return guest.RetryDecision{Retry: false, Reason: "max_attempts of the policy reached"}
 	}
 	if in.MaxAttempts > 0 && in.Attempt >= in.MaxAttempts {
-		return sdk.RetryDecision{Retry: false, Reason: "max_attempts of the route reached"}
+		return guest.RetryDecision{Retry: false, Reason: "max_attempts of the route reached"}
 	}
 	ceiling := backoffCap(s, in.Attempt)
-	return sdk.RetryDecision{Retry: true, DelayMs: rand.Int64N(ceiling + 1), Reason: "exponential backoff"}
+	return guest.RetryDecision{Retry: true, DelayMs: rand.Int64N(ceiling + 1), Reason: "exponential backoff"}
 }
 
 // backoffCap returns min(max_ms, initial_ms × multiplier^(attempt-1)),

@@ -5,7 +5,7 @@ import (
 	"math"
 	"strconv"
 
-	sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+	"github.com/breakwater-dev/breakwater/guest-sdk"
 	"github.com/breakwater-dev/breakwater/guest-sdk/retry"
 )
 
@@ -27,7 +27,7 @@ func (s *settings) validate() error {
 	return nil
 }
 
-var config = sdk.Config[settings]{
+var config = guest.Config[settings]{
 	Defaults: settings{DelayMs: 200, Multiplier: 1},
 	Validate: (*settings).validate,
 }
@@ -44,9 +44,9 @@ type verdict struct {
 	reason    string
 }
 
-func classify(e *sdk.AttemptError) verdict {
+func classify(e *guest.AttemptError) verdict {
 	switch e.Kind {
-	case sdk.ErrorStatus:
+	case guest.ErrorStatus:
 		switch s := e.Status; {
 		case s == 429:
 			return verdict{true, true, "status 429"}
@@ -57,18 +57,18 @@ func classify(e *sdk.AttemptError) verdict {
 		default:
 			return verdict{false, false, statusReason(s, " is not retryable")}
 		}
-	case sdk.ErrorTimeout, sdk.ErrorConnect:
+	case guest.ErrorTimeout, guest.ErrorConnect:
 		return verdict{true, false, string(e.Kind)}
-	case sdk.ErrorBreakerOpen, sdk.ErrorBulkheadFull, sdk.ErrorRateLimited:
+	case guest.ErrorBreakerOpen, guest.ErrorBulkheadFull, guest.ErrorRateLimited:
 		return verdict{true, true, string(e.Kind)}
-	case sdk.ErrorClassifiedRetryable:
+	case guest.ErrorClassifiedRetryable:
 		// The route's classify module judged the answer a transient failure.
 		return verdict{true, e.Status == 429, string(e.Kind)}
-	case sdk.ErrorClassifiedPermanent:
+	case guest.ErrorClassifiedPermanent:
 		return verdict{false, false, string(e.Kind) + " is not retryable"}
-	case sdk.ErrorBadInput, sdk.ErrorSwitchedOff, sdk.ErrorUnknownRoute:
+	case guest.ErrorBadInput, guest.ErrorSwitchedOff, guest.ErrorUnknownRoute:
 		return verdict{false, false, string(e.Kind) + " is not retryable"}
-	case sdk.ErrorNone:
+	case guest.ErrorNone:
 		return verdict{false, false, "no error"}
 	default: // internal, and kinds newer than this module
 		return verdict{true, false, string(e.Kind)}
@@ -94,19 +94,19 @@ func statusReason(status int32, suffix string) string {
 	return r
 }
 
-func decide(in *sdk.Input) sdk.RetryDecision {
+func decide(in *guest.Input) guest.RetryDecision {
 	s := config.MustLoad(in.Config)
 	v := classify(&in.Error)
 	if !v.retry {
-		return sdk.RetryDecision{Retry: false, Reason: v.reason}
+		return guest.RetryDecision{Retry: false, Reason: v.reason}
 	}
 	if s.MaxAttempts > 0 && in.Attempt >= s.MaxAttempts {
-		return sdk.RetryDecision{Retry: false, Reason: "max_attempts of the policy reached"}
+		return guest.RetryDecision{Retry: false, Reason: "max_attempts of the policy reached"}
 	}
 	if in.MaxAttempts > 0 && in.Attempt >= in.MaxAttempts {
-		return sdk.RetryDecision{Retry: false, Reason: "max_attempts of the route reached"}
+		return guest.RetryDecision{Retry: false, Reason: "max_attempts of the route reached"}
 	}
-	return sdk.RetryDecision{Retry: true, DelayMs: delay(s, in.Attempt, v.throttled), Reason: v.reason}
+	return guest.RetryDecision{Retry: true, DelayMs: delay(s, in.Attempt, v.throttled), Reason: v.reason}
 }
 
 func delay(s *settings, attempt uint32, throttled bool) int64 {

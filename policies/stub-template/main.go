@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	sdk "github.com/breakwater-dev/breakwater/guest-sdk"
+	"github.com/breakwater-dev/breakwater/guest-sdk"
 	"github.com/breakwater-dev/breakwater/guest-sdk/stub"
 )
 
@@ -36,13 +36,13 @@ func (s *settings) validate() error {
 	return nil
 }
 
-var config = sdk.Config[settings]{Validate: (*settings).validate}
+var config = guest.Config[settings]{Validate: (*settings).validate}
 
 func init() {
 	stub.Handle(generate)
 }
 
-func generate(in *sdk.Input) sdk.Stub {
+func generate(in *guest.Input) guest.Stub {
 	s := config.MustLoad(in.Config)
 	doc := make(map[string]any, len(s.template)+len(s.Copy))
 	for k, v := range s.template {
@@ -62,7 +62,7 @@ func generate(in *sdk.Input) sdk.Stub {
 	if err != nil { // cannot happen: every value came from JSON
 		panic(fmt.Sprintf("stub-template: encoding the stub: %v", err))
 	}
-	return sdk.Stub{
+	return guest.Stub{
 		Payload: body,
 		Headers: map[string]string{"Content-Type": s.ContentType, "X-Stub": "true"},
 	}
@@ -70,7 +70,7 @@ func generate(in *sdk.Input) sdk.Stub {
 
 // fill returns v with the placeholders replaced; it copies the containers it
 // changes, never the cached template.
-func fill(v any, in *sdk.Input) any {
+func fill(v any, in *guest.Input) any {
 	switch v := v.(type) {
 	case string:
 		switch v {

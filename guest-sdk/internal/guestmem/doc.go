@@ -17,6 +17,6 @@
 //   - Output keeps the encoded output alive until the next call, for the host
 //     to read from the returned (ptr, len).
 //
-// Nothing here is part of the public SDK: team modules use the sdk, retry,
-// fallback, stub and classify packages.
+// Nothing here is part of the public SDK: team modules use the guest
+// (guest-sdk), retry, fallback, stub and classify packages.
 package guestmem

@@ -187,14 +187,21 @@ func rewrite(ctx context.Context, sections []section, n *counts, o Options) ([]b
 		if s.id != secCustom {
 			continue
 		}
-		// The name section would name the wrong functions once indices
-		// shift; it only serves debuggers.
+		// The name section keeps only its function names, shifted past
+		// the refill import: trap stack traces then name the guest's
+		// functions. The rest (local names and so on) only serves
+		// debuggers, and a malformed name section is dropped, not refused.
 		r := &reader{b: s.body}
 		name, err := readName(r)
 		if err != nil {
 			return nil, err
 		}
 		if name == "name" {
+			if body, ok := remapFunctionNames(r.b[r.pos:], remap); ok {
+				sections[i].body = appendName(nil, "name")
+				sections[i].body = append(sections[i].body, body...)
+				continue
+			}
 			sections = slices.Delete(sections, i, i+1)
 			i--
 		}
@@ -737,4 +744,53 @@ func clampMemory(body []byte, limit uint32) ([]byte, error) {
 		out = appendU32(out, min(maxPages, limit))
 	}
 	return out, r.end("memory section")
+}
+
+// remapFunctionNames rewrites the subsections of a name section: the
+// function names (subsection 1) with their indices remapped, and nothing
+// else. ok is false when the section does not parse or has no function
+// names.
+func remapFunctionNames(b []byte, remap func(uint32) uint32) (body []byte, ok bool) {
+	r := &reader{b: b}
+	for !r.eof() {
+		id, err := r.byte()
+		if err != nil {
+			return nil, false
+		}
+		size, err := r.u32()
+		if err != nil {
+			return nil, false
+		}
+		sub, err := r.bytes(int(size))
+		if err != nil {
+			return nil, false
+		}
+		if id != 1 {
+			continue
+		}
+		sr := &reader{b: sub}
+		n, err := sr.u32()
+		if err != nil {
+			return nil, false
+		}
+		names := appendU32(nil, n)
+		for range n {
+			idx, err := sr.u32()
+			if err != nil {
+				return nil, false
+			}
+			fn, err := readName(sr)
+			if err != nil {
+				return nil, false
+			}
+			names = appendName(appendU32(names, remap(idx)), fn)
+		}
+		if !sr.eof() {
+			return nil, false
+		}
+		body = append(body, 1)
+		body = appendU32(body, uint32(len(names)))
+		return append(body, names...), true
+	}
+	return nil, false
 }

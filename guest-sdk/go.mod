@@ -1,0 +1,3 @@
+module github.com/breakwater-dev/breakwater/guest-sdk
+
+go 1.26.0
