@@ -11,6 +11,7 @@ func allScenarios() []harness.Scenario {
 		decisionScenarios(),
 		syncScenarios(),
 		featureScenarios(),
+		recordingScenarios(),
 		restartScenarios(),
 		memoryScenarios(),
 	} {

@@ -21,8 +21,9 @@ import (
 	"github.com/breakwater-dev/breakwater/host/modulestore"
 )
 
-// validator returns the engine's dry run as the store's validator.
-func validator(ctx context.Context, cfg *config.Config) (modulestore.Validator, func(), error) {
+// validator returns the engine's dry run, with opts (the module's config,
+// inputs), as the store's validator.
+func validator(ctx context.Context, cfg *config.Config, opts engine.DryRunOptions) (modulestore.Validator, func(), error) {
 	eng, err := engine.New(ctx, engine.Options{CacheDir: cfg.Modules.CacheDir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PoolSize: 1})
 	if err != nil {
 		return nil, nil, err
@@ -30,7 +31,7 @@ func validator(ctx context.Context, cfg *config.Config) (modulestore.Validator, 
 	l := cfg.Modules.Limits
 	lim := engine.Limits{Fuel: int64(l.Fuel), WallTime: l.WallTime, MemoryPages: l.MemoryPages, OutputBytes: l.OutputBytes}
 	v := func(ctx context.Context, wasm []byte) (modulestore.Info, error) {
-		info, err := eng.DryRun(ctx, wasm, lim)
+		info, err := eng.DryRun(ctx, wasm, lim, opts)
 		if err != nil {
 			return modulestore.Info{}, err
 		}
@@ -97,7 +98,7 @@ func readSeed(path string) ([]byte, error) {
 }
 
 func newModuleCmd(g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "module", Short: "Policy modules: check, sign, push, list, show, roll back, remove; keys and the trust policy"}
+	cmd := &cobra.Command{Use: "module", Short: "Policy modules: check, run, sign, push, list, show, roll back, remove; shadow, canary, diff, replay; keys and the trust policy"}
 
 	withStore := func(f func(cmd *cobra.Command, args []string, cfg *config.Config, st *modulestore.Store) error) func(*cobra.Command, []string) error {
 		return g.withSession(func(cmd *cobra.Command, args []string, s *session) error {
@@ -110,11 +111,24 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 		})
 	}
 
+	var checkConfig, checkRuntimeConfig string
+	var checkInputs []string
 	check := &cobra.Command{
-		Use: "check <file.wasm>", Short: "Validate a module locally (no server): parse, imports, exports, ABI version, instrumentation, dry run",
+		Use: "check <file.wasm> [--config FILE|JSON] [--input [KIND=]FILE]...", Short: "Validate a module locally (no server): parse, imports, exports, ABI version, instrumentation, dry run",
+		Long: `Validate a module locally (no server): parse, imports, exports, ABI
+version, instrumentation, and a dry run that calls every kind it exports
+once, on a sample input or the one --input gives, with the module's config
+--config (a module that requires a config fails without it).
+
+NOTE: on this command --config is the module's config (JSON, as in a
+route), not the runtime's YAML config; that one is --runtime-config (-c).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.loadConfig(nil)
+			cfg, err := loadRuntimeConfig(checkRuntimeConfig)
+			if err != nil {
+				return err
+			}
+			opts, err := dryRunOptions("--config", checkConfig, checkInputs)
 			if err != nil {
 				return err
 			}
@@ -122,14 +136,14 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			validate, closeEngine, err := validator(cmd.Context(), cfg)
+			validate, closeEngine, err := validator(cmd.Context(), cfg, opts)
 			if err != nil {
 				return err
 			}
 			defer closeEngine()
 			info, err := validate(cmd.Context(), wasm)
 			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
+				return fmt.Errorf("%s: %w%s", args[0], err, noConfigHint(err, opts, "--config"))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok: ABI v%d, kinds %s\n", args[0], info.ABIVersion, strings.Join(info.Kinds, ", "))
 			for _, w := range info.Warnings {
@@ -139,7 +153,11 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 
-	var name, signKey, sigFile string
+	check.Flags().StringVar(&checkConfig, "config", "", moduleConfigUsage)
+	check.Flags().StringArrayVar(&checkInputs, "input", nil, "a JSON input record file for the dry run (docs/abi.md): KIND=FILE for one kind, FILE for every kind the module exports; repeatable")
+	addRuntimeConfigFlag(check, &checkRuntimeConfig)
+
+	var name, signKey, sigFile, pushConfig string
 	push := &cobra.Command{
 		Use: "push <file.wasm> --name <name>", Short: "Validate a module and store it as the next version of <name> (it becomes current on every instance)",
 		Args: cobra.ExactArgs(1),
@@ -163,7 +181,11 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 					return err
 				}
 			}
-			validate, closeEngine, err := validator(cmd.Context(), cfg)
+			opts, err := dryRunOptions("--module-config", pushConfig, nil)
+			if err != nil {
+				return err
+			}
+			validate, closeEngine, err := validator(cmd.Context(), cfg, opts)
 			if err != nil {
 				return err
 			}
@@ -174,7 +196,7 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 			}
 			m, err := st.Push(cmd.Context(), name, wasm, sig, validate, who)
 			if err != nil {
-				return err
+				return fmt.Errorf("%w%s", err, noConfigHint(err, opts, "--module-config"))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "pushed %s %s (sha256 %s, kinds %s, signer %q)", m.Name, m.VersionString(), m.SHA256[:16], strings.Join(m.Kinds, ","), m.Signer)
 			if m.Current {
@@ -188,6 +210,7 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 	push.Flags().StringVar(&name, "name", "", "module name (required)")
 	push.Flags().StringVar(&signKey, "sign-key", "", "nkey seed file to sign with (written by runtime module keygen)")
 	push.Flags().StringVar(&sigFile, "sig", "", "signature file written by runtime module sign")
+	push.Flags().StringVar(&pushConfig, "module-config", "", "the module's config for the dry run, as a route gives it: a JSON file, or inline JSON starting with '{' (here --config is the runtime's config, as on every operator command)")
 	_ = push.MarkFlagRequired("name")
 
 	list := &cobra.Command{
@@ -213,24 +236,17 @@ func newModuleCmd(g *globalFlags) *cobra.Command {
 		}),
 	}
 	show := &cobra.Command{
-		Use: "show <name>", Short: "Show every version of a module", Args: cobra.ExactArgs(1),
+		Use: "show <name>", Short: "Show every version of a module and its rollout (shadow, canary, a canary rolled back automatically)", Args: cobra.ExactArgs(1),
 		RunE: withStore(func(cmd *cobra.Command, args []string, _ *config.Config, st *modulestore.Store) error {
 			versions, err := st.Versions(cmd.Context(), args[0])
 			if err != nil {
 				return fmt.Errorf("%w (runtime module list shows the stored modules)", err)
 			}
-			if g.json() {
-				return printJSON(cmd.OutOrStdout(), versions)
+			r, err := st.RolloutOf(cmd.Context(), args[0])
+			if err != nil {
+				return err
 			}
-			for _, m := range versions {
-				mark := " "
-				if m.Current {
-					mark = "*"
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %-5s %8d bytes  sha256 %s  abi v%d  kinds %s  signer %q  uploaded %s by %q\n",
-					mark, m.VersionString(), m.Size, m.SHA256, m.ABIVersion, strings.Join(m.Kinds, ","), m.Signer, m.UploadedAt.Format("2006-01-02T15:04:05Z"), m.Uploader)
-			}
-			return nil
+			return printModuleShow(cmd.OutOrStdout(), g.json(), args[0], versions, r)
 		}),
 	}
 	var to string
@@ -331,6 +347,11 @@ cannot tell then: pass the runtime's config, or --force).`,
 	addOutputFlag(show, g)
 	cmd.AddCommand(newTrustCmd(withStore))
 	cmd.AddCommand(check, push, list, show, rollback, rm, sign, keygen)
+	cmd.AddCommand(newModuleRunCmd())
+	cmd.AddCommand(newModuleShadowCmd(withStore))
+	cmd.AddCommand(newModulePromoteCmd(withStore))
+	cmd.AddCommand(newModuleDiffCmd(g))
+	cmd.AddCommand(newModuleReplayCmd(g))
 	return cmd
 }
 

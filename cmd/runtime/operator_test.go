@@ -405,7 +405,7 @@ func TestFlagUsagesHaveNoBackticks(t *testing.T) {
 // TestReadCommandsTakeOutput: every read command has --output/-o.
 func TestReadCommandsTakeOutput(t *testing.T) {
 	root := newRootCmd()
-	for _, path := range [][]string{{"dlq", "list"}, {"dlq", "show"}, {"flag", "get"}, {"flag", "list"}, {"module", "list"}, {"module", "show"}, {"inspect"}, {"publish"}, {"call"}} {
+	for _, path := range [][]string{{"dlq", "list"}, {"dlq", "show"}, {"flag", "get"}, {"flag", "list"}, {"module", "list"}, {"module", "show"}, {"inspect"}, {"publish"}, {"call"}, {"module", "diff"}, {"module", "replay"}, {"decisions", "list"}, {"decisions", "tail"}} {
 		c, _, err := root.Find(path)
 		if err != nil || c.Flags().ShorthandLookup("o") == nil || c.Flags().Lookup("output") == nil {
 			t.Errorf("%v: no --output/-o (%v)", path, err)

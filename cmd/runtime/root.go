@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,7 +38,7 @@ runtime serve runs it; the other commands operate it (docs/cli.md).
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return checkOutput(cmd) },
 	}
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", os.Getenv("BW_CONFIG"), "YAML config file (env BW_CONFIG)")
-	root.AddCommand(newServeCmd(g), newDLQCmd(g), newPublishCmd(g), newCallCmd(g), newInspectCmd(g), newFlagCmd(g), newModuleCmd(g), newRouteCmd(g))
+	root.AddCommand(newServeCmd(g), newDLQCmd(g), newPublishCmd(g), newCallCmd(g), newInspectCmd(g), newFlagCmd(g), newModuleCmd(g), newRouteCmd(g), newDecisionsCmd(g))
 	return root
 }
 
@@ -108,6 +110,14 @@ type session struct {
 // withSession wraps an operator command: load the config, connect, bound
 // the command's time, and clean up after it.
 func (g *globalFlags) withSession(f func(cmd *cobra.Command, args []string, s *session) error) func(*cobra.Command, []string) error {
+	return g.withSessionUntil(opContext, f)
+}
+
+// withSessionUntil is withSession with the command's context made by
+// bound: opContext, or untilInterrupted for a command that follows a
+// stream.
+func (g *globalFlags) withSessionUntil(bound func(context.Context) (context.Context, context.CancelFunc),
+	f func(cmd *cobra.Command, args []string, s *session) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		cfg, err := g.loadConfig(nil)
 		if err != nil {
@@ -118,8 +128,14 @@ func (g *globalFlags) withSession(f func(cmd *cobra.Command, args []string, s *s
 			return err
 		}
 		defer nc.Close()
-		ctx, cancel := opContext(cmd.Context())
+		ctx, cancel := bound(cmd.Context())
 		defer cancel()
 		return f(cmd, args, &session{ctx: ctx, cfg: cfg, nc: nc, js: js})
 	}
+}
+
+// untilInterrupted bounds a command that runs until Ctrl-C (or SIGTERM),
+// or until its parent context ends.
+func untilInterrupted(parent context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 }

@@ -11,13 +11,14 @@ type Config struct {
 	// rawRoutes are the routes as declared, before decoding (RouteDocuments).
 	rawRoutes []any
 
-	NATS    NATS    `mapstructure:"nats"`
-	HTTP    HTTP    `mapstructure:"http"`
-	Log     Log     `mapstructure:"log"`
-	Streams Streams `mapstructure:"streams"`
-	Modules Modules `mapstructure:"modules"`
-	Tracing Tracing `mapstructure:"tracing"`
-	Routes  []Route `mapstructure:"routes"`
+	NATS      NATS      `mapstructure:"nats"`
+	HTTP      HTTP      `mapstructure:"http"`
+	Log       Log       `mapstructure:"log"`
+	Streams   Streams   `mapstructure:"streams"`
+	Modules   Modules   `mapstructure:"modules"`
+	Decisions Decisions `mapstructure:"decisions"`
+	Tracing   Tracing   `mapstructure:"tracing"`
+	Routes    []Route   `mapstructure:"routes"`
 }
 
 // Tracing configures OpenTelemetry tracing. It is off unless Endpoint is
@@ -154,6 +155,29 @@ type Modules struct {
 	PoolSize int `mapstructure:"pool_size"`
 	// Limits are the default per-call limits of every module call.
 	Limits Limits `mapstructure:"limits"`
+	// Canary says when a canary version is rolled back automatically.
+	Canary Canary `mapstructure:"canary"`
+}
+
+// Canary says when a canary module version (runtime module promote NAME vN
+// --percent P) is rolled back automatically: when, over Window, its breach
+// rate or its error rate exceeds the current version's by more than
+// Margin, once it made MinCalls calls in the window.
+type Canary struct {
+	Window   time.Duration `mapstructure:"window"`
+	Margin   float64       `mapstructure:"margin"`
+	MinCalls int           `mapstructure:"min_calls"`
+}
+
+// Decisions configures the decision records (stream BW_DECISIONS).
+type Decisions struct {
+	// MaxAge and MaxBytes bound the stream; the oldest records go first.
+	MaxAge   time.Duration `mapstructure:"max_age"`
+	MaxBytes int64         `mapstructure:"max_bytes"`
+	// Sample is the share (0..1) of the current versions' decisions
+	// recorded on routes that do not set modules.record. Canary and
+	// shadow decisions are always recorded.
+	Sample float64 `mapstructure:"sample"`
 }
 
 // Limits bound one call into a policy module. In modules.limits every
@@ -354,6 +378,17 @@ type RouteModules struct {
 	// Classify judges every answer of the target: success, retryable or
 	// permanent failure (native: 2xx is success, other statuses fail).
 	Classify *ModuleRef `mapstructure:"classify"`
+	// Record is the share (0..1) of the route's module decisions recorded
+	// to BW_DECISIONS (nil: decisions.sample).
+	Record *float64 `mapstructure:"record"`
+}
+
+// RecordSample is the share of the route's decisions recorded.
+func (r *Route) RecordSample(c *Config) float64 {
+	if r.Modules.Record != nil {
+		return *r.Modules.Record
+	}
+	return c.Decisions.Sample
 }
 
 // Kinds lists the kinds the route names a module for, with the refs.

@@ -9,6 +9,7 @@ import (
 	"path"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/nats-io/nkeys"
 
@@ -148,6 +149,24 @@ func (c *Config) Validate() error {
 	}
 	if c.Modules.PoolSize < 1 {
 		bad("modules.pool_size", "must be at least 1")
+	}
+	if c.Modules.Canary.Window < time.Second {
+		bad("modules.canary.window", "%v is too short: at least 1s (the window over which a canary's breach and error rates are compared)", c.Modules.Canary.Window)
+	}
+	if c.Modules.Canary.Margin <= 0 || c.Modules.Canary.Margin >= 1 {
+		bad("modules.canary.margin", "%v is out of range: more than 0 and less than 1 (0.05 = 5 percentage points)", c.Modules.Canary.Margin)
+	}
+	if c.Modules.Canary.MinCalls < 1 {
+		bad("modules.canary.min_calls", "must be at least 1")
+	}
+	if c.Decisions.MaxAge <= 0 {
+		bad("decisions.max_age", "must be positive (how long decision records are kept)")
+	}
+	if c.Decisions.MaxBytes < 1<<20 {
+		bad("decisions.max_bytes", "%d is under 1 MiB (1048576): the stream would hold almost nothing", c.Decisions.MaxBytes)
+	}
+	if c.Decisions.Sample < 0 || c.Decisions.Sample > 1 {
+		bad("decisions.sample", "%v is out of range 0..1 (0.01 records 1%% of decisions)", c.Decisions.Sample)
 	}
 	for i, k := range c.Modules.TrustedKeys {
 		if !nkeys.IsValidPublicUserKey(k) {
@@ -319,6 +338,9 @@ func (c *Config) Validate() error {
 				bad(f+".modules."+kind+".name", "missing: name the module (see `runtime module list`)")
 			}
 			checkLimits(f+".modules."+kind+".limits", m.Limits, true)
+		}
+		if rec := r.Modules.Record; rec != nil && (*rec < 0 || *rec > 1) {
+			bad(f+".modules.record", "%v is out of range 0..1 (the share of the route's module decisions recorded; 0.01 = 1%%)", *rec)
 		}
 	}
 	return errors.Join(errs...)

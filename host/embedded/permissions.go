@@ -36,7 +36,8 @@ type PermissionOptions struct {
 // WorkerPermissions are the rights of the connection that processes
 // messages: pull and ack work on BW_IN, publish outcomes and dead letters,
 // read and write last-known-good values and attempt histories, read flags
-// and modules, receive bw.call requests and call NATS targets. It has no
+// and modules, record decisions, withdraw a canary module version,
+// receive bw.call requests and call NATS targets. It has no
 // JetStream admin rights (no stream create, update, purge or delete, no
 // consumer on BW_IN created or deleted) and cannot write flags or modules.
 func WorkerPermissions(o PermissionOptions) *server.Permissions {
@@ -72,6 +73,10 @@ func WorkerPermissions(o PermissionOptions) *server.Permissions {
 		"$JS.API.STREAM.MSG.GET.KV_" + topology.BucketCache,
 		"$JS.API.STREAM.MSG.GET.KV_" + topology.BucketAttempts,
 	}
+	// Decision records (core publishes into BW_DECISIONS), and the one
+	// module key a worker writes: the withdrawal of a canary it saw
+	// breach, which can only take a version out of service.
+	pub = append(pub, topology.DecisionsPrefix+">", "$KV."+topology.BucketModules+"_meta.withdrawn.>")
 	// Flags and modules: read and watch (ordered consumers).
 	for _, s := range []string{"KV_" + topology.BucketFlags, "KV_" + topology.BucketRoutes, "OBJ_" + topology.BucketModules, "KV_" + topology.BucketModules + "_meta"} {
 		pub = append(pub,

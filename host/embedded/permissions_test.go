@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/breakwater-dev/breakwater/host/embedded"
+	"github.com/breakwater-dev/breakwater/host/modulestore"
 	"github.com/breakwater-dev/breakwater/host/topology"
 )
 
@@ -71,8 +72,19 @@ func TestLeastPrivilege(t *testing.T) {
 	if _, err := admin.js.Publish(ctx, "bw.in.orders", []byte("work")); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := modulestore.Open(ctx, admin.js, modulestore.Options{}); err != nil {
+		t.Fatal(err)
+	}
 	worker := connect(t, srv, "worker")
 	replies := connect(t, srv, "replies")
+	// The one module key a worker writes: a canary's withdrawal.
+	workerStore, err := modulestore.Bind(ctx, worker.js, modulestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := workerStore.Withdraw(ctx, "policy", 1, 2, "breach rate", "test"); err != nil {
+		t.Fatalf("the worker cannot withdraw a canary: %v", err)
+	}
 
 	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, time.Second) }
 	for name, attack := range map[string]func() error{
@@ -100,6 +112,18 @@ func TestLeastPrivilege(t *testing.T) {
 			c, cancel := short()
 			defer cancel()
 			_, err := worker.js.Publish(c, "$KV."+topology.BucketFlags+".orders.enabled", []byte("false"))
+			return err
+		},
+		"set a module rollout": func() error {
+			c, cancel := short()
+			defer cancel()
+			_, err := worker.js.Publish(c, "$KV."+modulestore.MetaBucket+".rollout.policy", []byte(`{"canary":2,"percent":100}`))
+			return err
+		},
+		"move a module's current version": func() error {
+			c, cancel := short()
+			defer cancel()
+			_, err := worker.js.Publish(c, "$KV."+modulestore.MetaBucket+".current.policy", []byte("2"))
 			return err
 		},
 		"delete a route consumer": func() error {

@@ -8,7 +8,11 @@
 //     is written once and never overwritten.
 //   - KV bucket bw_modules_meta (MetaBucket, same replicas):
 //     "alloc.<name>" is the last version handed out, "current.<name>" the
-//     version in use, "trust" the trust policy (TrustPolicy, JSON).
+//     version in use, "rollout.<name>" its Rollout (a shadow version, a
+//     canary and its percent, a generation; set by operators through
+//     SetShadow and Promote), "withdrawn.<name>" the Withdrawal of a canary
+//     an instance rolled back (Withdraw: the one key a worker may write),
+//     "trust" the trust policy (TrustPolicy, JSON).
 //
 // Every change to bw_modules_meta is a compare-and-set on the key's
 // revision, retried a bounded number of times; an operation that keeps
@@ -18,8 +22,8 @@
 // moves "current.<name>" forward to N unless a newer version is already
 // current (Meta.Current says which). Rollback and Remove move or delete
 // the pointer the same way. A rollback is a pointer change, and every
-// instance watching the pointers sees pushes, rollbacks and removals at
-// once (Watch). Remove keeps the version counter: numbers are never
+// instance watching the pointers sees pushes, rollbacks, removals and
+// rollout changes at once (Watch). Remove keeps the version counter: numbers are never
 // reused. Open moves pointers kept by older releases (objects
 // "<name>/current") into the KV bucket.
 //

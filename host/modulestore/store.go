@@ -631,6 +631,12 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 	if !had && len(versions) == 0 {
 		return verr
 	}
+	// Its rollout goes with it: a later push of the name starts clean.
+	for _, k := range []string{rolloutPrefix + name, withdrawnPrefix + name} {
+		if err := s.kv.Delete(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("module %q: removing its rollout: %w", name, err)
+		}
+	}
 	for _, m := range versions {
 		if err := s.obj.Delete(ctx, versionObject(name, m.Version)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 			return fmt.Errorf("module %q: removing v%d: %w", name, m.Version, err)
@@ -639,11 +645,12 @@ func (s *Store) Remove(ctx context.Context, name string) error {
 	return nil
 }
 
-// Watch sends the name of a module whenever its current version changes
-// (push, rollback, remove), until ctx ends. It watches the current
-// pointers in the bw_modules_meta bucket.
+// Watch sends the name of a module whenever its current version or its
+// rollout changes (push, rollback, remove, shadow, promote, a canary
+// withdrawn), until ctx ends. It watches those keys of the bw_modules_meta
+// bucket.
 func (s *Store) Watch(ctx context.Context) (<-chan string, error) {
-	w, err := s.kv.Watch(ctx, currentPrefix+"*", jetstream.UpdatesOnly())
+	w, err := s.kv.WatchFiltered(ctx, []string{currentPrefix + "*", rolloutPrefix + "*", withdrawnPrefix + "*"}, jetstream.UpdatesOnly())
 	if err != nil {
 		return nil, fmt.Errorf("module store: watch: %w", err)
 	}
@@ -660,8 +667,9 @@ func (s *Store) Watch(ctx context.Context) (<-chan string, error) {
 				if e == nil {
 					continue
 				}
+				_, name, _ := strings.Cut(e.Key(), ".")
 				select {
-				case out <- strings.TrimPrefix(e.Key(), currentPrefix):
+				case out <- name:
 				case <-ctx.Done():
 					return
 				}

@@ -249,6 +249,7 @@ func bindKind[Out any](ctx context.Context, s *Service, rc *config.Route, kind d
 			return nil, fmt.Errorf("%s module %q: %w", kind.Name, ref.Name, err)
 		}
 		spec.Module, spec.ModuleName = mod, ref.Name
+		spec.Recorder, spec.Sample, spec.OnShadow = s.recorder, rc.RecordSample(s.cfg), s.onShadow
 		if ref.Config != nil {
 			b, err := json.Marshal(ref.Config)
 			if err != nil { // config came from YAML: always JSON-encodable
@@ -273,4 +274,9 @@ func newGuards(log *slog.Logger, onChange func(target string, from, to overload.
 			onChange(target, from, to)
 		}
 	})
+}
+
+// onShadow counts a shadow decision's result.
+func (s *Service) onShadow(route, kind, module string, r decision.ShadowResult) {
+	s.metrics.Shadow(route, kind, module, string(r))
 }

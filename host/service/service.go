@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/breakwater-dev/breakwater/host/config"
+	"github.com/breakwater-dev/breakwater/host/decisionlog"
 	"github.com/breakwater-dev/breakwater/host/engine"
 	"github.com/breakwater-dev/breakwater/host/flagstore"
 	"github.com/breakwater-dev/breakwater/host/internal/attempt"
@@ -48,7 +50,8 @@ type Service struct {
 
 	engine   *engine.Engine
 	binder   *binding.Binder
-	engineMu sync.Mutex      // guards engine, binder, runCtx
+	recorder *decisionlog.Recorder
+	engineMu sync.Mutex      // guards engine, binder, recorder, runCtx
 	runCtx   context.Context // Run's, once it runs
 	guards   *overload.Set
 	// routeWatch follows bw_routes (loadRoutes, then followRoutes);
@@ -124,6 +127,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Op
 		OutMaxAge:       cfg.Streams.OutMaxAge,
 		DLQMaxAge:       cfg.Streams.DLQMaxAge,
 		CacheMaxAge:     maxCacheTTL(cfg),
+
+		DecisionsMaxAge:   cfg.Decisions.MaxAge,
+		DecisionsMaxBytes: cfg.Decisions.MaxBytes,
 	}
 	if err := s.retryStartup(ctx, "creating streams and buckets", func(ctx context.Context) error {
 		return topology.Ensure(ctx, s.adminJS, topo)
@@ -298,6 +304,13 @@ func (s *Service) Close() {
 		if s.flags != nil {
 			s.flags.Close()
 		}
+		s.engineMu.Lock()
+		if s.recorder != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			s.recorder.Close(ctx)
+			cancel()
+		}
+		s.engineMu.Unlock()
 		for _, nc := range s.links.all() {
 			_ = nc.Drain()
 		}
@@ -344,8 +357,22 @@ func (s *Service) startEngine(ctx context.Context) error {
 	// secure mode (the stored policy, checked on every fetch) only the
 	// store, which verifies signatures.
 	src := binding.Sources{binding.StoreSource{Store: s.modules}, binding.DirSource{Dir: mc.Dir, Secure: s.modules.Secure}}
-	s.binder = binding.New(eng, src, lim, s.log, s.metrics.ModuleVersion)
+	c := mc.Canary
+	s.binder = binding.New(eng, src, binding.Options{Defaults: lim, Log: s.log, OnSwap: s.metrics.ModuleVersion,
+		Canary: binding.CanaryOptions{Window: c.Window, Margin: c.Margin, MinCalls: c.MinCalls},
+		Withdraw: func(ctx context.Context, name string, gen int64, canary int, reason string) error {
+			return s.modules.Withdraw(ctx, name, gen, canary, reason, instanceName())
+		},
+		OnRollback: s.metrics.CanaryRollback})
+	s.recorder = decisionlog.NewRecorder(s.nc, decisionlog.RecorderOptions{Log: s.log, OnWritten: s.metrics.DecisionRecorded, OnDropped: s.metrics.DecisionRecordDropped})
 	return nil
+}
+
+// instanceName names this process in what it writes for others to read
+// (a canary's withdrawal).
+func instanceName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // pollConsumers records the route consumers' state every few seconds.

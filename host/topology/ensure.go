@@ -18,6 +18,10 @@ type Options struct {
 	OutMaxAge       time.Duration
 	DLQMaxAge       time.Duration
 	CacheMaxAge     time.Duration // the longest cache TTL of any route
+	// DecisionsMaxAge and DecisionsMaxBytes bound BW_DECISIONS (zero: 24h,
+	// 256 MiB).
+	DecisionsMaxAge   time.Duration
+	DecisionsMaxBytes int64
 }
 
 // AttemptsMaxAge bounds how long an error history outlives a message that
@@ -32,6 +36,15 @@ func Ensure(ctx context.Context, js jetstream.JetStream, o Options) error {
 		{Name: StreamDLQ, Subjects: []string{DLQPrefix + ">"}, Retention: jetstream.LimitsPolicy, MaxAge: o.DLQMaxAge, Description: "Breakwater dead letters: bw.dlq.<route>"},
 		{Name: StreamDLQData, Subjects: []string{DLQDataPrefix + ">"}, Retention: jetstream.LimitsPolicy, MaxAge: o.DLQMaxAge, Description: "Breakwater: original messages of dead letters too large to hold them (bw.dlqdata.<route>)"},
 	}
+	decAge, decBytes := o.DecisionsMaxAge, o.DecisionsMaxBytes
+	if decAge <= 0 {
+		decAge = 24 * time.Hour
+	}
+	if decBytes <= 0 {
+		decBytes = 256 << 20
+	}
+	streams = append(streams, jetstream.StreamConfig{Name: StreamDecisions, Subjects: []string{DecisionsPrefix + ">"}, Retention: jetstream.LimitsPolicy,
+		MaxAge: decAge, MaxBytes: decBytes, Discard: jetstream.DiscardOld, Description: "Breakwater: records of policy module decisions (bw.decisions.<route>)"})
 	for _, sc := range streams {
 		sc.Storage = jetstream.FileStorage
 		sc.Replicas = o.Replicas

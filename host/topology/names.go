@@ -17,7 +17,11 @@ const (
 	// StreamDLQData keeps the original message of a dead letter whose
 	// record would not fit in one message (bw.dlqdata.<route>).
 	StreamDLQData = "BW_DLQ_DATA"
-	DLQDataPrefix = "bw.dlqdata."
+	// StreamDecisions keeps records of policy module decisions
+	// (bw.decisions.<route>; host/decisionlog).
+	StreamDecisions = "BW_DECISIONS"
+	DecisionsPrefix = "bw.decisions."
+	DLQDataPrefix   = "bw.dlqdata."
 
 	InPrefix   = "bw.in."
 	OutPrefix  = "bw.out."

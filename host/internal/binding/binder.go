@@ -12,7 +12,9 @@ import (
 	"sync/atomic"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+	"github.com/breakwater-dev/breakwater/host/decisionlog"
 	"github.com/breakwater-dev/breakwater/host/engine"
+	"github.com/breakwater-dev/breakwater/host/internal/decision"
 )
 
 // ErrNoUsableVersion is returned (wrapped, with the reason) by the calls
@@ -23,24 +25,45 @@ var ErrNoUsableVersion = errors.New("no usable version of the policy module")
 
 // Binder binds routes to policy modules. Safe for concurrent use.
 type Binder struct {
-	eng      *engine.Engine
-	src      Source
-	defaults engine.Limits
-	log      *slog.Logger
-	onSwap   func(name, version string)
+	eng        *engine.Engine
+	src        Source
+	defaults   engine.Limits
+	log        *slog.Logger
+	onSwap     func(name, version string)
+	canary     CanaryOptions
+	withdraw   Withdraw
+	onRollback func(name, version, reason string)
 
 	mu    sync.Mutex
 	bound map[string]*Bound // by module name (following) or name@version (pinned)
 }
 
-// New returns a Binder loading modules from src into eng with default
-// limits (zero fields: the engine's defaults). onSwap, if not nil, hears
-// every version a module starts serving.
-func New(eng *engine.Engine, src Source, defaults engine.Limits, log *slog.Logger, onSwap func(name, version string)) *Binder {
-	if log == nil {
-		log = slog.Default()
+// Options configure a Binder. The zero value works: engine default
+// limits, slog.Default, no hooks.
+type Options struct {
+	// Defaults are the modules' default call limits (zero fields: the
+	// engine's defaults).
+	Defaults engine.Limits
+	Log      *slog.Logger
+	// OnSwap, if set, hears every version a module starts serving (as
+	// current, shadow or canary).
+	OnSwap func(name, version string)
+	// Canary says when a canary is rolled back automatically.
+	Canary CanaryOptions
+	// Withdraw, if set, makes an automatic rollback reach every instance;
+	// without it only this instance stops using the canary.
+	Withdraw Withdraw
+	// OnRollback, if set, hears each automatic rollback, for metrics.
+	OnRollback func(name, version, reason string)
+}
+
+// New returns a Binder loading modules from src into eng.
+func New(eng *engine.Engine, src Source, o Options) *Binder {
+	if o.Log == nil {
+		o.Log = slog.Default()
 	}
-	return &Binder{eng: eng, src: src, defaults: defaults, log: log, onSwap: onSwap, bound: map[string]*Bound{}}
+	return &Binder{eng: eng, src: src, defaults: o.Defaults, log: o.Log, onSwap: o.OnSwap, canary: o.Canary.withDefaults(),
+		withdraw: o.Withdraw, onRollback: o.OnRollback, bound: map[string]*Bound{}}
 }
 
 // Bound is a module serving one or more routes: the version in use,
@@ -48,11 +71,13 @@ func New(eng *engine.Engine, src Source, defaults engine.Limits, log *slog.Logge
 // (none verifies and loads); its policies' calls then fail with
 // ErrNoUsableVersion.
 type Bound struct {
+	bd       *Binder
 	name     string
 	pinned   string
 	current  atomic.Pointer[engine.Module]
 	unusable atomic.Pointer[error] // why nothing is served (current nil)
-	mu       sync.Mutex            // serialises reloads
+	rollout  atomic.Pointer[rollout]
+	mu       sync.Mutex // serialises reloads
 }
 
 // Module returns the version in use (nil: none is usable).
@@ -95,32 +120,36 @@ func (p *Policy) Module() string {
 	return p.b.name + "@none"
 }
 
-// Call calls the version in use's export of the policy's kind on in,
-// under the route's limits, and decodes the output into out
-// (decision.Module).
-func (p *Policy) Call(ctx context.Context, in *abi.Input, out engine.Output) error {
-	_, err := retrySwap(p, func(m *engine.Module) (struct{}, error) { return struct{}{}, m.Call(ctx, p.kind, in, p.lim, out) })
-	return err
-}
-
-// retrySwap calls f on the version in use; a call that raced a version
-// swap (the old version closed under it) is made again on the new one, so
-// a reload never fails a decision. With no usable version it returns
-// ErrNoUsableVersion without calling f.
-func retrySwap[T any](p *Policy, f func(*engine.Module) (T, error)) (T, error) {
+// Call calls the policy's kind on in, under the route's limits, and
+// decodes the output into out (decision.Module). The version called is the
+// current one, or the canary for the canary's share of message ids (the
+// same for every retry of a message). A call that raced a version swap
+// (the old version closed under it) is made again on the new one, so a
+// reload never fails a decision.
+func (p *Policy) Call(ctx context.Context, in *abi.Input, out engine.Output) (decision.Served, error) {
 	m, err := p.module()
 	if err != nil {
-		var zero T
-		return zero, err
+		return decision.Served{}, err
 	}
-	v, err := f(m)
+	r := p.b.rollout.Load()
+	called, role := r.pick(m, in.MessageID)
+	if role == decisionlog.RoleCanary && !slices.Contains(called.Info().Kinds, p.kind) {
+		called, role = m, decisionlog.RoleCurrent
+	}
+	st, err := called.Run(ctx, p.kind, in, p.lim, out)
 	if errors.Is(err, engine.ErrClosed) {
 		if cur, cerr := p.module(); cerr == nil && cur != m {
-			return f(cur)
+			called, role = cur, decisionlog.RoleCurrent
+			st, err = cur.Run(ctx, p.kind, in, p.lim, out)
 		}
 	}
-	return v, err
+	p.b.bd.observe(p.b, r, role, err)
+	reject := func() { p.b.bd.observe(p.b, r, role, errRejected) }
+	return served(called, role, st, reject), err
 }
+
+// errRejected counts an output the runtime refused as a failed call.
+var errRejected = errors.New("output refused")
 
 // Ref names a module (and optionally pins a version) for one kind of a
 // route, with the route's limits for its calls (zero fields: the
@@ -166,7 +195,7 @@ func (bd *Binder) bind(ctx context.Context, name, version string) (*Bound, error
 	if b, ok := bd.bound[key]; ok {
 		return b, nil
 	}
-	b := &Bound{name: name, pinned: version}
+	b := &Bound{bd: bd, name: name, pinned: version}
 	m, reason, err := bd.resolve(ctx, b)
 	if err != nil {
 		return nil, err
@@ -176,6 +205,7 @@ func (bd *Binder) bind(ctx context.Context, name, version string) (*Bound, error
 	} else {
 		b.unusable.Store(&reason)
 	}
+	bd.applyRollout(ctx, b)
 	bd.bound[key] = b
 	return b, nil
 }
@@ -264,16 +294,22 @@ func versionNumber(v string) (int, bool) {
 	return n, err == nil
 }
 
-// load loads the resolved version of name.
+// load loads the resolved version of name to serve as its current one.
 func (bd *Binder) load(ctx context.Context, name, resolved string, wasm []byte) (*engine.Module, error) {
+	m, err := bd.loadVersion(ctx, name, resolved, wasm, "current")
+	if err == nil && bd.onSwap != nil {
+		bd.onSwap(name, resolved)
+	}
+	return m, err
+}
+
+// loadVersion loads the resolved version of name for role.
+func (bd *Binder) loadVersion(ctx context.Context, name, resolved string, wasm []byte, role string) (*engine.Module, error) {
 	m, err := bd.eng.Load(ctx, engine.LoadSpec{Name: name, Version: resolved, Wasm: wasm, Limits: bd.defaults})
 	if err != nil {
 		return nil, fmt.Errorf("module %s@%s: %w", name, resolved, err)
 	}
-	bd.log.Info("module loaded", slog.String("module", name), slog.String("version", resolved), slog.Any("kinds", m.Info().Kinds))
-	if bd.onSwap != nil {
-		bd.onSwap(name, resolved)
-	}
+	bd.log.Info("module loaded", slog.String("module", name), slog.String("version", resolved), slog.String("role", role), slog.Any("kinds", m.Info().Kinds))
 	return m, nil
 }
 
@@ -306,6 +342,7 @@ func (bd *Binder) Reload(ctx context.Context, name string) error {
 		}
 		return err
 	}
+	defer bd.applyRollout(ctx, b) // a rollout change comes here too
 	if m == old {
 		return nil
 	}
@@ -316,7 +353,9 @@ func (bd *Binder) Reload(ctx context.Context, name string) error {
 		return nil
 	}
 	bd.log.Info("module version swapped", slog.String("module", name), slog.String("from", old.Version()), slog.String("to", m.Version()))
-	go old.Close(context.WithoutCancel(ctx)) // drains calls in flight
+	if r := b.rollout.Load(); r == nil || (old != r.shadow && old != r.canary) {
+		go old.Close(context.WithoutCancel(ctx)) // drains calls in flight
+	}
 	return nil
 }
 
@@ -341,6 +380,13 @@ func (bd *Binder) Close(ctx context.Context) {
 	for _, b := range bd.bound {
 		if m := b.current.Load(); m != nil {
 			m.Close(ctx)
+		}
+		if r := b.rollout.Load(); r != nil {
+			for _, m := range []*engine.Module{r.shadow, r.canary} {
+				if m != nil {
+					m.Close(ctx)
+				}
+			}
 		}
 	}
 }

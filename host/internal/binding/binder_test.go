@@ -95,7 +95,7 @@ func newEnv(t *testing.T, secure bool) *env {
 }
 
 func (e *env) binder(src binding.Source) *binding.Binder {
-	bd := binding.New(e.eng, src, engine.Limits{}, e.log, nil)
+	bd := binding.New(e.eng, src, binding.Options{Log: e.log})
 	e.t.Cleanup(func() { bd.Close(context.Background()) })
 	return bd
 }
@@ -167,7 +167,7 @@ func shaOf(b []byte) string {
 
 func decide(p *binding.Policy) error {
 	var d abi.RetryDecision
-	err := p.Call(context.Background(), engine.SampleInput(), &d)
+	_, err := p.Call(context.Background(), engine.SampleInput(), &d)
 	return err
 }
 
@@ -290,7 +290,7 @@ func TestNoUsableVersion(t *testing.T) {
 		t.Fatalf("StubPolicy of a retry-only module: %v", err)
 	}
 	var stub abi.Stub
-	if err := wrongKind.Call(e.ctx, engine.SampleInput(), &stub); !errors.Is(err, binding.ErrNoUsableVersion) || !strings.Contains(err.Error(), "bw_stub") {
+	if _, err := wrongKind.Call(e.ctx, engine.SampleInput(), &stub); !errors.Is(err, binding.ErrNoUsableVersion) || !strings.Contains(err.Error(), "bw_stub") {
 		t.Fatalf("stub call on a retry-only module: %v", err)
 	}
 	for _, p := range []*binding.Policy{pol, pinned} {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/breakwater-dev/breakwater/host/modulestore"
 )
 
 // Source finds module binaries.
@@ -106,4 +108,15 @@ func (s Sources) Versions(ctx context.Context, name string) ([]string, error) {
 		}
 	}
 	return nil, fmt.Errorf("module %q: %w", name, ErrNotFound)
+}
+
+// Rollout implements RolloutSource: the rollout of the first source that
+// keeps rollouts (none: no rollout).
+func (s Sources) Rollout(ctx context.Context, name string) (modulestore.RolloutState, error) {
+	for _, src := range s {
+		if r, ok := src.(RolloutSource); ok {
+			return r.Rollout(ctx, name)
+		}
+	}
+	return modulestore.RolloutState{}, nil
 }

@@ -63,3 +63,8 @@ func (s StoreSource) Versions(ctx context.Context, name string) ([]string, error
 	}
 	return out, nil
 }
+
+// Rollout implements RolloutSource: the module's rollout in the store.
+func (s StoreSource) Rollout(ctx context.Context, name string) (modulestore.RolloutState, error) {
+	return s.Store.RolloutOf(ctx, name)
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/breakwater-dev/breakwater/guest-sdk/abi"
+	"github.com/breakwater-dev/breakwater/host/decisionlog"
 	"github.com/breakwater-dev/breakwater/host/engine"
 	"github.com/breakwater-dev/breakwater/host/internal/decision"
 	"github.com/breakwater-dev/breakwater/host/testkit"
@@ -17,8 +18,15 @@ type bound struct {
 	kind engine.Kind
 }
 
-func (b bound) Call(ctx context.Context, in *abi.Input, out engine.Output) error {
-	return b.m.Call(ctx, b.kind, in, engine.Limits{}, out)
+func (b bound) Call(ctx context.Context, in *abi.Input, out engine.Output) (decision.Served, error) {
+	st, err := b.m.Run(ctx, b.kind, in, engine.Limits{}, out)
+	return decision.Served{Module: b.m.Name(), Version: b.m.Version(), SHA256: b.m.SHA256(), Role: decisionlog.RoleCurrent, Stats: st}, err
+}
+
+func (b bound) HasShadow() bool { return false }
+
+func (b bound) Shadow(context.Context, *abi.Input, engine.Output) (decision.Served, bool, error) {
+	return decision.Served{}, false, nil
 }
 func (b bound) Module() string { return b.m.Name() + "@" + b.m.Version() }
 

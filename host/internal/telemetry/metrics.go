@@ -40,6 +40,10 @@ type Metrics struct {
 	coalesced     *prometheus.CounterVec
 	ejected       *prometheus.GaugeVec
 	ejections     *prometheus.CounterVec
+	shadows       *prometheus.CounterVec
+	rollbacks     *prometheus.CounterVec
+	records       *prometheus.CounterVec
+	recordsLost   prometheus.Counter
 }
 
 // New registers every metric (and the Go and process collectors) on a new
@@ -73,7 +77,11 @@ func New() *Metrics {
 	m.coalesced = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "breakwater_cache_coalesced_total", Help: "Read-through misses served by another request's call to the target (request coalescing)."}, []string{"route"})
 	m.ejected = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "breakwater_target_ejected", Help: "1 while a route's target is ejected from balancing (outlier ejection)."}, []string{"route", "target"})
 	m.ejections = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "breakwater_target_ejections_total", Help: "Outlier ejections of a route's target."}, []string{"route", "target"})
-	for _, c := range []prometheus.Collector{m.coalesced, m.ejected, m.ejections, m.outcomes, m.attempts, m.targetLatency, m.retries, m.policyFails, m.redelivered, m.repliesRefused, m.inFlight, m.pending, m.ackPending, m.redeliveries,
+	m.shadows = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "breakwater_shadow_decisions_total", Help: "Shadow module decisions by result: agree or diverge (with the current version), breach (the shadow failed, the current did not), skipped (too many in flight)."}, []string{"route", "kind", "module", "result"})
+	m.rollbacks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "breakwater_canary_rollbacks_total", Help: "Canaries rolled back automatically by this instance (their breach or error rate exceeded the current version's by the margin)."}, []string{"module", "version"})
+	m.records = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "breakwater_decision_records_total", Help: "Decision records published to BW_DECISIONS."}, []string{"route"})
+	m.recordsLost = prometheus.NewCounter(prometheus.CounterOpts{Name: "breakwater_decision_records_dropped_total", Help: "Decision records dropped: the queue was full, or the record did not fit even with its payloads cut."})
+	for _, c := range []prometheus.Collector{m.shadows, m.rollbacks, m.records, m.recordsLost, m.coalesced, m.ejected, m.ejections, m.outcomes, m.attempts, m.targetLatency, m.retries, m.policyFails, m.redelivered, m.repliesRefused, m.inFlight, m.pending, m.ackPending, m.redeliveries,
 		m.moduleLatency, m.moduleFuel, m.breaches, m.quarantines, m.moduleVersion, m.breakerState, m.flag} {
 		f(c)
 	}
@@ -159,6 +167,20 @@ func (m *Metrics) ModuleCall(r engine.CallReport) {
 		m.quarantines.WithLabelValues(r.Module, r.Version).Inc()
 	}
 }
+
+// Shadow counts a shadow decision's result.
+func (m *Metrics) Shadow(route, kind, module, result string) {
+	m.shadows.WithLabelValues(route, kind, module, result).Inc()
+}
+
+// CanaryRollback counts a canary rolled back automatically.
+func (m *Metrics) CanaryRollback(module, version, _ string) {
+	m.rollbacks.WithLabelValues(module, version).Inc()
+}
+
+// DecisionRecorded counts a record published; DecisionRecordDropped one lost.
+func (m *Metrics) DecisionRecorded(route string) { m.records.WithLabelValues(route).Inc() }
+func (m *Metrics) DecisionRecordDropped()        { m.recordsLost.Inc() }
 
 // ModuleVersion marks version as the one module serves with.
 func (m *Metrics) ModuleVersion(module, version string) {
